@@ -1,0 +1,108 @@
+"""Command-line interface: ``hap3d <command>``. Each command is a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from hap3d.utils import Hap3dError
+
+
+def _cmd_body_synth(args: argparse.Namespace) -> int:
+    from hap3d.body.synth import write_body_model_dir
+
+    out = write_body_model_dir(Path(args.out), overwrite=args.overwrite)
+    print(f"wrote a procedural SMPL-format body model (NOT the licensed SMPL model) to {out}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from hap3d.model import build_model
+    from hap3d.model.checkpoint import infer_model_config, load_model_checkpoint, read_checkpoint, save_model_checkpoint
+
+    raw = read_checkpoint(args.input)
+    cfg = infer_model_config(raw)
+    model = build_model(cfg, args.body_model_dir, vposer_dir=False)
+    report = load_model_checkpoint(model, args.input)
+    print(report.summary())
+    info = {"converted_from": str(Path(args.input).resolve()), "source_format": raw.format}
+    info.update({k: v for k, v in raw.meta.items() if isinstance(v, (int, float, str))})
+    out = save_model_checkpoint(args.output, model, cfg, info)
+    print(f"wrote {out} (hap3d format, backbone={cfg.backbone}, reference_compat={cfg.reference_compat})")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from hap3d.model.checkpoint import read_checkpoint
+
+    raw = read_checkpoint(args.checkpoint)
+    n = sum(t.numel() for t in raw.tensors.values())
+    print(f"{raw.path}: format={raw.format}, {len(raw.tensors)} tensors, {n / 1e6:.2f} M values")
+    for k, v in raw.meta.items():
+        print(f"  {k}: {json.dumps(v, default=str)[:200]}")
+    if args.keys:
+        for k, t in raw.tensors.items():
+            print(f"  {k} {tuple(t.shape)} {str(t.dtype).replace('torch.', '')}")
+    return 0
+
+
+def _cmd_quickstart(args: argparse.Namespace) -> int:
+    from hap3d.quickstart import run_quickstart
+
+    return run_quickstart(Path(args.out), budget=args.budget, device=args.device)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hap3d import __version__
+
+    p = argparse.ArgumentParser(prog="hap3d", description="HAP / 3DCrowdNet 3D human pose and shape estimation")
+    p.add_argument("--version", action="version", version=f"hap3d {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("quickstart", help="run the main job end to end on procedural data (no licensed files)")
+    q.add_argument("--out", default="runs/quickstart", help="run directory (default: runs/quickstart)")
+    q.add_argument("--budget", default="small", choices=["tiny", "small", "medium"], help="how much work to do")
+    q.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    q.set_defaults(func=_cmd_quickstart)
+
+    body = sub.add_parser("body", help="body-model utilities")
+    bsub = body.add_subparsers(dest="body_command", required=True)
+    s = bsub.add_parser("synth", help="write a procedural body model in the SMPL file layout")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing folder's files")
+    s.set_defaults(func=_cmd_body_synth)
+
+    c = sub.add_parser("convert", help="convert a reference snapshot / demo checkpoint to the hap3d format")
+    c.add_argument("input", help="snapshot_N.pth.tar, demo_checkpoint.pth.tar or a hap3d .safetensors")
+    c.add_argument("output", help="output .safetensors path")
+    c.add_argument("--body-model-dir", required=True, help="folder with smpl/, J_regressor_extra.npy")
+    c.set_defaults(func=_cmd_convert)
+
+    i = sub.add_parser("inspect", help="identify a checkpoint's format and list its contents")
+    i.add_argument("checkpoint")
+    i.add_argument("--keys", action="store_true", help="list every tensor")
+    i.set_defaults(func=_cmd_inspect)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    start = time.time()
+    try:
+        code = args.func(args)
+    except Hap3dError as err:
+        print(f"hap3d: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hap3d: interrupted", file=sys.stderr)
+        return 130
+    if args.command != "inspect":
+        print(f"done in {time.time() - start:.1f} s")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

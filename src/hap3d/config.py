@@ -1,0 +1,216 @@
+"""Validated configuration: dataclasses filled from YAML / dicts, unknown keys rejected with a clear message.
+
+The reference's YAML keys are accepted as aliases (``backbone_type``, ``resnet_type``, ...), so its configs load
+unchanged. ``reference_compat`` selects the reference numerics for every switch left unset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping, TypeVar
+
+import yaml
+
+from hap3d.utils import Hap3dError
+
+T = TypeVar("T")
+
+
+class ConfigError(Hap3dError):
+    """A configuration value or key is invalid."""
+
+
+@dataclass
+class ModelConfig:
+    """Network architecture. ``None`` switches take the reference value under ``reference_compat``.
+
+    Reference-vs-fixed switches (see docs/reference-differences.md):
+      heatmap_downsample  'nearest' (reference: every 4th pixel) | 'area' (average over each 4x4 cell)
+      feature_downsample  'nearest' (reference: every 2nd token) | 'area' (2x2 average)
+      lift_trainable      False (reference: the 768->2048 lift stays at random init) | True
+      vposer_dropout      True (reference: VPoser decoder dropout active in training) | False
+      input_norm          'none' (reference: [0,1] pixels) | 'imagenet' (mean/std of the 2D pre-training)
+    """
+
+    backbone: Literal["vit_b", "resnet50"] = "vit_b"
+    reference_compat: bool = True
+    img_size: int = 256
+    # ViT
+    patch_size: int = 16
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    drop_path_rate: float = 0.3
+    patch_padding: int = 2
+    early_blocks: int = 1
+    lift_dim: int = 2048
+    # ResNet
+    resnet_depth: int = 50
+    # heads
+    num_input_joints: int = 30
+    heatmap_size: int = 64
+    heatmap_sigma: float = 2.5
+    gcn_hidden: int = 128
+    gcn_res_blocks: int = 4
+    # camera
+    focal: float = 5000.0
+    camera_3d_size: float = 2.5
+    # reference-vs-fixed switches
+    heatmap_downsample: Literal["nearest", "area"] | None = None
+    feature_downsample: Literal["nearest", "area"] | None = None
+    lift_trainable: bool | None = None
+    vposer_dropout: bool | None = None
+    input_norm: Literal["none", "imagenet"] | None = None
+
+    ALIASES: typing.ClassVar[dict[str, str]] = {"backbone_type": "backbone", "resnet_type": "resnet_depth"}
+
+    def __post_init__(self) -> None:
+        if self.backbone in ("vit", "resnet"):  # reference spelling of backbone_type
+            self.backbone = "vit_b" if self.backbone == "vit" else "resnet50"
+        compat = self.reference_compat
+        defaults = {
+            "heatmap_downsample": ("nearest", "area"),
+            "feature_downsample": ("nearest", "area"),
+            "lift_trainable": (False, True),
+            "vposer_dropout": (True, False),
+            "input_norm": ("none", "imagenet"),
+        }
+        for name, (ref, fixed) in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, ref if compat else fixed)
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"model.embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
+        if not 0 < self.early_blocks < self.depth:
+            raise ConfigError(f"model.early_blocks must be in [1, depth-1], got {self.early_blocks}")
+        if self.backbone == "resnet50" and self.resnet_depth not in (50, 101, 152):
+            raise ConfigError(f"model.resnet_depth must be 50, 101 or 152, got {self.resnet_depth}")
+        if self.heatmap_size % 8:
+            raise ConfigError("model.heatmap_size must be a multiple of 8 (the 3D grid is heatmap_size/8)")
+
+    @property
+    def camera_depth_scale(self) -> float:
+        """k in t_z = k * sigmoid(c): sqrt(fx * fy * camera_3d_size^2 / (H * W)) = 48.828125 for the defaults."""
+        return (self.focal * self.focal * self.camera_3d_size**2 / (self.img_size * self.img_size)) ** 0.5
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, checking keys and value types; nested dataclasses recurse."""
+    data = dict(data or {})
+    aliases: dict[str, str] = getattr(cls, "ALIASES", {})
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        name = aliases.get(key, key)
+        if name not in fields:
+            near = difflib.get_close_matches(name, list(fields) + list(aliases), n=1)
+            hint = f" Did you mean '{near[0]}'?" if near else ""
+            raise ConfigError(f"unknown config key '{where}{key}'.{hint} Known keys: {', '.join(sorted(fields))}")
+        kwargs[name] = _coerce(hints[name], value, f"{where}{key}")
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{where or cls.__name__}: {err}") from err
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"'{where}' must be a mapping, got {value!r}")
+        return from_dict(tp, value, where + ".")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"'{where}': {value!r} matches none of {args}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"'{where}' must be one of {list(args)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        inner = args[0] if args else Any
+        return [_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"'{where}' must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{where}' must be true or false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{where}' must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{where}' must be an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"'{where}' must be a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain-dict form of a config dataclass (for checkpoints and YAML dumps)."""
+    return dataclasses.asdict(cfg)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with the safe loader, naming the file on error."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as err:
+        raise ConfigError(f"config file not found: {path}") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'a.b=value' -> (['a', 'b'], YAML-parsed value), for command-line overrides."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key=value (e.g. model.depth=2)")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply 'a.b=value' overrides to a nested dict in place and return it."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{text}': '{part}' is not a section")
+        node[path[-1]] = value
+    return data
+
+

@@ -1,0 +1,327 @@
+"""Reading every checkpoint format the field publishes, and the project's own format.
+
+Formats (detected from the file's content, never its name):
+
+* ``hap3d``              our own: safetensors tensors + JSON metadata (model config, provenance).
+* ``reference_snapshot`` 3DCrowdNet / HAP 3D training snapshots (``snapshot_N.pth.tar``, the demo
+                          checkpoint): ``{'network': {'module.<key>': tensor}, 'epoch', 'optimizer'}``.
+* ``mmcv``               ViTPose / HAP 2D-pose checkpoints (``latest.pth``): ``{'state_dict': {'backbone.*',
+                          'keypoint_head.*'}, 'meta'}`` - backbone only.
+* ``hap_pretrain``       HAP / MAE-style pre-trained ViT: ``{'model': {...}}`` with encoder and decoder keys -
+                          backbone only.
+* ``torchvision``        an ImageNet ResNet state dict (``conv1.*``, ``layer1.*``, ``fc.*``) - backbone only.
+* ``simplebaseline``     SimpleBaseline 2D-pose ResNet (``deconv_layers.*``, ``final_layer.*``) - backbone only.
+
+Every file is opened with ``torch.load(weights_only=True)`` (or safetensors), so loading never executes code,
+and every mapping reports loaded, missing, unexpected and deliberately ignored keys.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from hap3d.config import ModelConfig, from_dict, to_dict
+from hap3d.model.vit import ViT, infer_grid, resize_pos_embed
+from hap3d.utils import Hap3dError, atomic_write
+
+FORMAT_NAME = "hap3d"
+FORMAT_VERSION = "1"
+SAFETENSORS_MAGIC_OFFSET = 8
+
+
+class CheckpointError(Hap3dError):
+    """A checkpoint cannot be read or does not fit the model."""
+
+
+@dataclass
+class LoadReport:
+    """What a load did: keys loaded, model keys left missing, checkpoint keys unused (and why)."""
+
+    source: str
+    format: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    ignored: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        reasons: dict[str, int] = {}
+        for r in self.ignored.values():
+            reasons[r] = reasons.get(r, 0) + 1
+        lines = [f"{self.source} ({self.format}): {len(self.loaded)} tensors loaded"]
+        lines += [f"  ignored {n}: {r}" for r, n in reasons.items()]
+        if self.missing:
+            lines.append(f"  MISSING in checkpoint ({len(self.missing)}): {_preview(self.missing)}")
+        if self.unexpected:
+            lines.append(f"  UNEXPECTED in checkpoint ({len(self.unexpected)}): {_preview(self.unexpected)}")
+        return "\n".join(lines)
+
+
+def _preview(keys: list[str], n: int = 6) -> str:
+    return ", ".join(keys[:n]) + (f", ... (+{len(keys) - n})" if len(keys) > n else "")
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+@dataclass
+class RawCheckpoint:
+    path: Path
+    format: str
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+
+
+def read_checkpoint(path: str | Path) -> RawCheckpoint:
+    """Open any supported checkpoint safely and identify its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if _looks_like_safetensors(head):
+        return _read_safetensors(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError for code-carrying files, RuntimeError for corrupt archives
+        raise CheckpointError(
+            f"{path}: cannot be read as a weights-only PyTorch checkpoint ({type(err).__name__}: {_first_line(err)}). "
+            "Files that need arbitrary Python objects to load are refused, because unpickling them could run code."
+        ) from err
+    return _identify(path, obj)
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 0 < n < (1 << 30) and head[8:9] == b"{"
+
+
+def _read_safetensors(path: Path) -> RawCheckpoint:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:
+        raise CheckpointError(f"{path}: corrupt safetensors file ({_first_line(err)})") from err
+    fmt = FORMAT_NAME if meta.get("format") == FORMAT_NAME else "safetensors"
+    parsed = {k: (json.loads(v) if k in ("model_config", "info") else v) for k, v in meta.items()}
+    return RawCheckpoint(path, fmt, tensors, parsed)
+
+
+def _tensor_dict(obj: Any, path: Path, where: str) -> dict[str, torch.Tensor]:
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: '{where}' should be a dict of tensors, found {type(obj).__name__}")
+    bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: '{where}' holds non-tensor entries: {_preview([str(b) for b in bad])}")
+    return dict(obj)
+
+
+def _identify(path: Path, obj: Any) -> RawCheckpoint:
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: expected a dict at the top level, found {type(obj).__name__}")
+    meta = {k: v for k, v in obj.items() if not isinstance(v, (Mapping, torch.Tensor))}
+    if "network" in obj:
+        return RawCheckpoint(path, "reference_snapshot", _strip_module(_tensor_dict(obj["network"], path, "network")), meta)
+    if "state_dict" in obj:
+        sd = _strip_module(_tensor_dict(obj["state_dict"], path, "state_dict"))
+        if any(k.startswith("backbone.") for k in sd):
+            meta.update({k: v for k, v in (obj.get("meta") or {}).items() if isinstance(v, (int, float, str))})
+            return RawCheckpoint(path, "mmcv", sd, meta)
+        raise CheckpointError(f"{path}: 'state_dict' has no 'backbone.*' keys - not a ViTPose/mmpose checkpoint")
+    if "model" in obj and isinstance(obj["model"], Mapping):
+        return RawCheckpoint(path, "hap_pretrain", _strip_module(_tensor_dict(obj["model"], path, "model")), meta)
+    sd = _strip_module(_tensor_dict(obj, path, "<top level>"))
+    if "conv1.weight" in sd and any(k.startswith(("deconv_layers.", "final_layer.")) for k in sd):
+        return RawCheckpoint(path, "simplebaseline", sd, {})
+    if "conv1.weight" in sd and "layer1.0.conv1.weight" in sd:
+        return RawCheckpoint(path, "torchvision", sd, {})
+    if "patch_embed.proj.weight" in sd:
+        return RawCheckpoint(path, "hap_pretrain", sd, {})
+    raise CheckpointError(
+        f"{path}: unrecognised checkpoint layout (top-level keys: {_preview(sorted(map(str, obj)))}). "
+        "Supported: hap3d .safetensors, 3DCrowdNet/HAP snapshot_N.pth.tar, mmcv/ViTPose latest.pth, HAP "
+        "pre-trained ViT, torchvision/SimpleBaseline ResNet."
+    )
+
+
+def _strip_module(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the ``module.`` prefix that (Distributed)DataParallel adds."""
+    if sd and all(k.startswith("module.") for k in sd):
+        return {k[len("module.") :]: v for k, v in sd.items()}
+    return sd
+
+
+# ---------------------------------------------------------------------------------------------- full model
+
+
+def infer_model_config(raw: RawCheckpoint, **overrides: Any) -> ModelConfig:
+    """The model config a full checkpoint was trained with (stored, or deduced from its keys)."""
+    if raw.format == FORMAT_NAME:
+        data = dict(raw.meta["model_config"])
+        data.update(overrides)
+        return from_dict(ModelConfig, data)
+    if raw.format != "reference_snapshot":
+        raise CheckpointError(f"{raw.path}: a {raw.format} checkpoint holds a backbone only, not a full model")
+    keys = raw.tensors
+    if "backbone.pos_embed" in keys:
+        depth = 1 + max(int(m.group(1)) for k in keys if (m := re.match(r"backbone\.blocks\.(\d+)\.", k)))
+        dim = keys["backbone.pos_embed"].shape[-1]
+        data: dict[str, Any] = {"backbone": "vit_b", "depth": depth, "embed_dim": dim, "reference_compat": True}
+        if "vit_conv_layer.weight" in keys:
+            data["lift_dim"] = keys["vit_conv_layer.weight"].shape[0]
+    elif "backbone.layer1.0.conv1.weight" in keys:
+        n3 = 1 + max(int(m.group(1)) for k in keys if (m := re.match(r"backbone\.layer3\.(\d+)\.", k)))
+        data = {"backbone": "resnet50", "resnet_depth": {6: 50, 23: 101, 36: 152}.get(n3, 50), "reference_compat": True}
+    else:
+        raise CheckpointError(f"{raw.path}: snapshot has neither ViT nor ResNet backbone keys")
+    data.update(overrides)
+    return from_dict(ModelConfig, data)
+
+
+def map_full_model_keys(raw: RawCheckpoint) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Translate a full-model checkpoint to this project's key names; returns (mapped, ignored-with-reason)."""
+    if raw.format == FORMAT_NAME:
+        return dict(raw.tensors), {}
+    if raw.format != "reference_snapshot":
+        raise CheckpointError(f"{raw.path}: a {raw.format} checkpoint holds a backbone only, not a full model")
+    mapped: dict[str, torch.Tensor] = {}
+    ignored: dict[str, str] = {}
+    for key, value in raw.tensors.items():
+        if key.startswith("human_model_layer."):
+            ignored[key] = "SMPL buffers (the body model is read from the body-model files)"
+        elif key.startswith("vposer.vposer.bodyprior_enc_"):
+            ignored[key] = "VPoser encoder (unused at inference and training)"
+        elif key.startswith("vposer.vposer."):
+            mapped["vposer." + key[len("vposer.vposer.") :]] = value
+        else:
+            mapped[key] = value
+    return mapped, ignored
+
+
+def load_state_strict(
+    model: nn.Module, state: Mapping[str, torch.Tensor], report: LoadReport, allow_missing: tuple[str, ...] = ()
+) -> LoadReport:
+    """Copy ``state`` into ``model`` checking names and shapes; raise on anything missing or mismatched."""
+    own = model.state_dict()
+    mismatched = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if mismatched:
+        raise CheckpointError(f"{report.source}: shape mismatch for {len(mismatched)} tensors: " + "; ".join(mismatched[:5]))
+    report.missing = [k for k in own if k not in state and not k.startswith(allow_missing)]
+    report.unexpected = [k for k in state if k not in own]
+    report.loaded = [k for k in state if k in own]
+    if report.missing or report.unexpected:
+        raise CheckpointError(
+            report.summary() + "\nThe checkpoint does not match the model configuration; check backbone/depth "
+            "settings, or pass a checkpoint of the same architecture."
+        )
+    model.load_state_dict({k: state[k] for k in report.loaded}, strict=False)
+    return report
+
+
+def load_model_checkpoint(model: nn.Module, path: str | Path) -> LoadReport:
+    """Load a full-model checkpoint (ours or a reference snapshot) into ``model``, strictly."""
+    raw = read_checkpoint(path)
+    mapped, ignored = map_full_model_keys(raw)
+    report = LoadReport(str(raw.path), raw.format, ignored=ignored)
+    return load_state_strict(model, mapped, report)
+
+
+def save_model_checkpoint(path: str | Path, model: nn.Module, cfg: ModelConfig, info: Mapping[str, Any] | None = None) -> Path:
+    """Write the project's own format: a safetensors file with the model config in its metadata."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "model_config": json.dumps(to_dict(cfg)),
+        "info": json.dumps(dict(info or {}), default=str),
+    }
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+# ---------------------------------------------------------------------------------------------- backbone
+
+
+MMCV_SOURCE_GRID = (16, 12)  # ViTPose-B at 256x192 input
+
+
+def map_backbone_keys(raw: RawCheckpoint) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Backbone tensors of a 2D-pose / pre-training / ImageNet checkpoint under our backbone's names."""
+    mapped: dict[str, torch.Tensor] = {}
+    ignored: dict[str, str] = {}
+    for key, value in raw.tensors.items():
+        if raw.format == "mmcv":
+            if "mlp.experts" in key:
+                ignored[key] = "ViTPose+ MoE expert weights (not part of the single-dataset backbone)"
+            elif key.startswith("backbone."):
+                mapped[key[len("backbone.") :]] = value
+            else:
+                ignored[key] = "2D keypoint head"
+        elif raw.format in ("hap_pretrain",):
+            if key.startswith("norm."):
+                mapped["last_norm." + key[len("norm.") :]] = value
+            elif key.startswith(("patch_embed.", "pos_embed", "blocks.", "last_norm.")):
+                mapped[key] = value
+            else:
+                ignored[key] = "pre-training decoder / token (not used by the backbone)"
+        elif raw.format in ("torchvision", "simplebaseline", "reference_snapshot"):
+            if raw.format == "reference_snapshot":
+                if not key.startswith("backbone."):
+                    ignored[key] = "3D heads (only the backbone is taken)"
+                    continue
+                key = key[len("backbone.") :]
+            if key.startswith(("fc.", "deconv_layers.", "final_layer.")):
+                ignored[key] = "classification / 2D-pose head"
+            else:
+                mapped[key] = value
+        else:
+            raise CheckpointError(f"{raw.path}: cannot take a backbone from a {raw.format} checkpoint")
+    return mapped, ignored
+
+
+def load_backbone_checkpoint(
+    backbone: nn.Module, path: str | Path, source_grid: tuple[int, int] | None = None
+) -> LoadReport:
+    """Initialise a backbone from a 2D-pose, pre-training or ImageNet checkpoint.
+
+    For a ViT, the position embedding is resized bicubically from the checkpoint's patch grid (ViTPose's
+    16x12 unless ``source_grid`` says otherwise) to the model's, keeping the class slot.
+    """
+    raw = read_checkpoint(path)
+    mapped, ignored = map_backbone_keys(raw)
+    report = LoadReport(str(raw.path), raw.format, ignored=ignored)
+    if isinstance(backbone, ViT) and "pos_embed" in mapped:
+        pe = mapped["pos_embed"]
+        n = pe.shape[1] - 1
+        if n != backbone.grid_size[0] * backbone.grid_size[1] or source_grid is not None:
+            grid = source_grid or (MMCV_SOURCE_GRID if n == 192 else infer_grid(n, (2, 1) if n == 128 else None))
+            mapped["pos_embed"] = resize_pos_embed(pe, grid, backbone.grid_size)
+    if isinstance(backbone, ViT):
+        fc2 = [k for k in mapped if k.endswith("mlp.fc2.weight")]
+        for k in fc2:
+            if k in backbone.state_dict() and mapped[k].shape != backbone.state_dict()[k].shape:
+                raise CheckpointError(
+                    f"{raw.path}: {k} has shape {tuple(mapped[k].shape)} but the model needs "
+                    f"{tuple(backbone.state_dict()[k].shape)}. This looks like a ViTPose+ mixture-of-experts "
+                    "checkpoint: merge the experts into fc2 first (ViTPose tools/model_split.py)."
+                )
+    return load_state_strict(backbone, mapped, report)

@@ -1,0 +1,82 @@
+"""Small shared helpers: errors, atomic writes, deterministic rule-based tensors."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Callable, Collection, Mapping, Sequence
+
+import numpy as np
+
+
+class Hap3dError(RuntimeError):
+    """An error with a message meant for the user (the CLI prints it without a traceback)."""
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Write a file through ``write(tmp_path)`` and rename it into place, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def rule_array(
+    key: str,
+    shape: Sequence[int],
+    salt: str = "",
+    one_d_keys: Collection[str] = (),
+    gain: float = 1.0,
+) -> np.ndarray:
+    """Deterministic pseudo-weights for one state-dict entry (the golden fixtures' weight rule).
+
+    The value depends only on the key, shape, salt and the key's sibling set, which lets tests and the
+    procedural assets produce large, well-scaled weights without storing them. ``one_d_keys`` are the keys
+    of the 1-D tensors of the same state dict (a bias whose sibling weight is 1-D belongs to a LayerNorm or
+    BatchNorm). Returns float32 (int64 zeros for ``num_batches_tracked``).
+    """
+    shape = tuple(int(s) for s in shape)
+    if key.endswith("num_batches_tracked"):
+        return np.zeros(shape, dtype=np.int64)
+    n = int(np.prod(shape)) if shape else 1
+    z = np.random.default_rng(zlib.crc32((salt + key).encode("utf-8"))).standard_normal(n)
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf == "running_mean":
+        v = 0.1 * z
+    elif leaf == "running_var":
+        v = 1 + 0.1 * np.abs(z)
+    elif leaf in ("pos_embed", "cls_token"):
+        v = 0.02 * z
+    elif leaf == "weight" and len(shape) == 1:
+        v = 1 + 0.1 * z
+    elif leaf == "bias" and key[: -len("bias")] + "weight" in one_d_keys:
+        v = 0.1 * z
+    elif leaf == "weight":
+        v = gain * z / np.sqrt(np.prod(shape[1:]))
+    else:
+        v = 0.01 * z
+    return v.astype(np.float32).reshape(shape)
+
+
+def rule_state_dict(
+    shapes: Mapping[str, Sequence[int]],
+    salt: str = "",
+    gains: Mapping[str, float] | None = None,
+) -> dict[str, np.ndarray]:
+    """Apply :func:`rule_array` to every key of ``shapes`` (key -> shape), with the key set as siblings."""
+    gains = gains or {}
+    one_d = {k for k, s in shapes.items() if len(s) == 1}
+    out = {}
+    for key, shape in shapes.items():
+        out[key] = rule_array(key, shape, salt, one_d, gains.get(key, 1.0))
+    return out

@@ -1,0 +1,82 @@
+"""Access to the golden parity fixtures (directory from HAP3D_GOLDEN; every seed and size from its manifest)."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hap3d.body.regressors import smpl30_regressor
+from hap3d.body.smpl import SMPL, load_smpl_arrays
+from hap3d.config import ModelConfig
+from hap3d.model.hap import HapModel
+from hap3d.utils import rule_state_dict
+
+DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
+
+
+def golden_dir() -> Path:
+    d = Path(os.environ.get("HAP3D_GOLDEN", DEFAULT))
+    if not (d / "manifest.json").is_file():
+        pytest.fail(f"golden fixtures not found at {d} (set HAP3D_GOLDEN)")
+    return d
+
+
+@lru_cache(maxsize=None)
+def manifest() -> dict:
+    return json.loads((golden_dir() / "manifest.json").read_text())
+
+
+@lru_cache(maxsize=None)
+def rules() -> dict:
+    return json.loads((golden_dir() / "rules.json").read_text())
+
+
+@lru_cache(maxsize=None)
+def keys() -> dict:
+    return json.loads((golden_dir() / "keys.json").read_text())
+
+
+@lru_cache(maxsize=None)
+def npz(name: str) -> dict[str, np.ndarray]:
+    with np.load(golden_dir() / name) as z:
+        return {k: z[k] for k in z.files}
+
+
+def params() -> dict:
+    return manifest()["params"]
+
+
+def rule_weights() -> dict[str, np.ndarray]:
+    """The reference model's weights per README §2.1 (rule keys only)."""
+    entries = [e for e in keys()["model_state_dict"] if e["source"] == "rule"]
+    gains = rules()["weights"].get("weight_gain", {})
+    return rule_state_dict({e["key"]: e["shape"] for e in entries}, params()["weight_salt"], gains)
+
+
+def golden_model(**cfg_overrides) -> HapModel:
+    """The case-A model: ViT of the manifest's depth, rule weights, golden body model and VPoser decoder."""
+    body = golden_dir() / "body"
+    arrays = load_smpl_arrays(body / "smpl_neutral.npz")
+    extra = npz("body/regressors.npz")["J_regressor_extra"]
+    cfg = ModelConfig(backbone="vit_b", depth=manifest()["vit_depth"], reference_compat=True, **cfg_overrides)
+    model = HapModel(cfg, SMPL(arrays), smpl30_regressor(arrays["J_regressor"], extra))
+    state = {k: torch.from_numpy(v) for k, v in rule_weights().items()}
+    state.update({f"vposer.{k}": torch.from_numpy(v) for k, v in npz("vposer_decoder.npz").items()})
+    missing, unexpected = model.load_state_dict(state, strict=True)
+    return model
+
+
+def assert_close(actual, expected, tol: float, name: str = "") -> None:
+    """Per-tensor check used by the fixtures: max|a - b| <= tol * max|ref|."""
+    a = actual.detach().cpu().double().numpy() if isinstance(actual, torch.Tensor) else np.asarray(actual, np.float64)
+    e = np.asarray(expected, np.float64)
+    assert a.shape == e.shape, f"{name}: shape {a.shape} != {e.shape}"
+    scale = max(np.abs(e).max(), 1e-12)
+    err = np.abs(a - e).max()
+    assert err <= tol * scale, f"{name}: max|diff| {err:.3g} > {tol} * {scale:.3g}"
