@@ -23,8 +23,14 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from hap3d.model import build_model
     from hap3d.model.checkpoint import infer_model_config, load_model_checkpoint, read_checkpoint, save_model_checkpoint
 
+    from hap3d.config import parse_override
+
     raw = read_checkpoint(args.input)
-    cfg = infer_model_config(raw)
+    overrides = {}
+    for text in args.set:
+        path, value = parse_override(text)
+        overrides[path[-1]] = value
+    cfg = infer_model_config(raw, **overrides)
     model = build_model(cfg, args.body_model_dir, vposer_dir=False)
     report = load_model_checkpoint(model, args.input)
     print(report.summary())
@@ -79,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("input", help="snapshot_N.pth.tar, demo_checkpoint.pth.tar or a hap3d .safetensors")
     c.add_argument("output", help="output .safetensors path")
     c.add_argument("--body-model-dir", required=True, help="folder with smpl/, J_regressor_extra.npy")
+    c.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="model config values the weights cannot reveal, e.g. num_heads=16 (repeatable)",
+    )
     c.set_defaults(func=_cmd_convert)
 
     i = sub.add_parser("inspect", help="identify a checkpoint's format and list its contents")

@@ -37,7 +37,7 @@ class ModelConfig:
       input_norm          'none' (reference: [0,1] pixels) | 'imagenet' (mean/std of the 2D pre-training)
     """
 
-    backbone: Literal["vit_b", "resnet50"] = "vit_b"
+    backbone: Literal["vit_b", "resnet50", "vit", "resnet"] = "vit_b"  # 'vit'/'resnet': reference spelling
     reference_compat: bool = True
     img_size: int = 256
     # ViT

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 import torch.nn as nn
 from safetensors import safe_open
@@ -32,6 +33,16 @@ from safetensors.torch import save_file
 from hap3d.config import ModelConfig, from_dict, to_dict
 from hap3d.model.vit import ViT, infer_grid, resize_pos_embed
 from hap3d.utils import Hap3dError, atomic_write
+
+try:  # numpy >= 2
+    from numpy._core import multiarray as _np_multiarray
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core import multiarray as _np_multiarray
+
+# mmcv checkpoints keep numpy scalars in 'meta' (e.g. the best validation score); these are plain data.
+NUMPY_SAFE_GLOBALS = [_np_multiarray.scalar, _np_multiarray._reconstruct, np.ndarray, np.dtype] + [
+    type(np.dtype(c)) for c in ("f8", "f4", "f2", "i8", "i4", "i2", "i1", "u8", "u4", "u2", "u1", "b1")
+]
 
 FORMAT_NAME = "hap3d"
 FORMAT_VERSION = "1"
@@ -91,7 +102,8 @@ def read_checkpoint(path: str | Path) -> RawCheckpoint:
     if _looks_like_safetensors(head):
         return _read_safetensors(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError for code-carrying files, RuntimeError for corrupt archives
         raise CheckpointError(
             f"{path}: cannot be read as a weights-only PyTorch checkpoint ({type(err).__name__}: {_first_line(err)}). "
@@ -135,29 +147,42 @@ def _tensor_dict(obj: Any, path: Path, where: str) -> dict[str, torch.Tensor]:
 def _identify(path: Path, obj: Any) -> RawCheckpoint:
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: expected a dict at the top level, found {type(obj).__name__}")
-    meta = {k: v for k, v in obj.items() if not isinstance(v, (Mapping, torch.Tensor))}
+    meta = _plain_meta(obj)
     if "network" in obj:
         return RawCheckpoint(path, "reference_snapshot", _strip_module(_tensor_dict(obj["network"], path, "network")), meta)
     if "state_dict" in obj:
         sd = _strip_module(_tensor_dict(obj["state_dict"], path, "state_dict"))
         if any(k.startswith("backbone.") for k in sd):
-            meta.update({k: v for k, v in (obj.get("meta") or {}).items() if isinstance(v, (int, float, str))})
+            meta.update(_plain_meta(obj.get("meta") or {}))
             return RawCheckpoint(path, "mmcv", sd, meta)
         raise CheckpointError(f"{path}: 'state_dict' has no 'backbone.*' keys - not a ViTPose/mmpose checkpoint")
     if "model" in obj and isinstance(obj["model"], Mapping):
         return RawCheckpoint(path, "hap_pretrain", _strip_module(_tensor_dict(obj["model"], path, "model")), meta)
-    sd = _strip_module(_tensor_dict(obj, path, "<top level>"))
+    if not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(
+            f"{path}: unrecognised checkpoint layout (top-level keys: {_preview(sorted(map(str, obj)))}). "
+            "Supported: hap3d .safetensors, 3DCrowdNet/HAP snapshot_N.pth.tar, mmcv/ViTPose latest.pth, HAP "
+            "pre-trained ViT, torchvision/SimpleBaseline ResNet."
+        )
+    sd = _strip_module(dict(obj))
     if "conv1.weight" in sd and any(k.startswith(("deconv_layers.", "final_layer.")) for k in sd):
         return RawCheckpoint(path, "simplebaseline", sd, {})
     if "conv1.weight" in sd and "layer1.0.conv1.weight" in sd:
         return RawCheckpoint(path, "torchvision", sd, {})
     if "patch_embed.proj.weight" in sd:
         return RawCheckpoint(path, "hap_pretrain", sd, {})
-    raise CheckpointError(
-        f"{path}: unrecognised checkpoint layout (top-level keys: {_preview(sorted(map(str, obj)))}). "
-        "Supported: hap3d .safetensors, 3DCrowdNet/HAP snapshot_N.pth.tar, mmcv/ViTPose latest.pth, HAP "
-        "pre-trained ViT, torchvision/SimpleBaseline ResNet."
-    )
+    raise CheckpointError(f"{path}: a plain state dict, but neither a ViT nor a ResNet one")
+
+
+def _plain_meta(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalar entries of a checkpoint dict (epoch, versions, ...), as JSON-friendly Python values."""
+    out = {}
+    for k, v in obj.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, (bool, int, float, str)):
+            out[str(k)] = v
+    return out
 
 
 def _strip_module(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -182,7 +207,10 @@ def infer_model_config(raw: RawCheckpoint, **overrides: Any) -> ModelConfig:
     if "backbone.pos_embed" in keys:
         depth = 1 + max(int(m.group(1)) for k in keys if (m := re.match(r"backbone\.blocks\.(\d+)\.", k)))
         dim = keys["backbone.pos_embed"].shape[-1]
-        data: dict[str, Any] = {"backbone": "vit_b", "depth": depth, "embed_dim": dim, "reference_compat": True}
+        # Head count is not visible in the weights; ViTs use 64-d heads (ViT-B: 12). Override if yours differ.
+        data: dict[str, Any] = {
+            "backbone": "vit_b", "depth": depth, "embed_dim": dim, "num_heads": max(dim // 64, 1), "reference_compat": True
+        }
         if "vit_conv_layer.weight" in keys:
             data["lift_dim"] = keys["vit_conv_layer.weight"].shape[0]
     elif "backbone.layer1.0.conv1.weight" in keys:

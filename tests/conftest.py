@@ -1,0 +1,24 @@
+"""Shared fixtures: a body-model folder in the standard layout, and tiny model configs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))  # the golden helpers
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def body_dir(tmp_path_factory) -> Path:
+    """The procedural body model written by the project itself (smpl/, regressors, vposer/)."""
+    from hap3d.body.synth import write_body_model_dir
+
+    return write_body_model_dir(tmp_path_factory.mktemp("body") / "body_model")
+
+
+TINY_VIT = dict(backbone="vit_b", depth=2, embed_dim=64, num_heads=2, lift_dim=96)
