@@ -59,3 +59,17 @@ def graph_adjacency(name: str = "graph15") -> np.ndarray:
     a += np.eye(js.num_joints)
     d = 1 / np.sqrt(a.sum(0))
     return (d[:, None] * a * d[None, :]).astype(np.float32)
+
+H36M_EVAL14 = (1, 2, 3, 4, 5, 6, 8, 10, 11, 12, 13, 14, 15, 16)
+_COCO17 = ("Nose", "L_Eye", "R_Eye", "L_Ear", "R_Ear", "L_Shoulder", "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle")
+_OP18 = ("Nose", "Neck", "R_Shoulder", "R_Elbow", "R_Wrist", "L_Shoulder", "L_Elbow", "L_Wrist", "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "R_Eye", "L_Eye", "R_Ear", "L_Ear")
+JOINT_SETS["coco17"] = JointSet("coco17", _COCO17, (), ())
+JOINT_SETS["coco19"] = JointSet("coco19", _COCO17 + ("Pelvis", "Neck"), (), ())
+JOINT_SETS["openpose19"] = JointSet("openpose19", _OP18 + ("Pelvis",), (), ())
+
+
+def convert_joints(arr, src, dst, fill=0.0):
+    si, di = joint_mapping(src, dst)
+    out = np.full(arr.shape[:-2] + (get_joint_set(dst).num_joints, arr.shape[-1]), fill, dtype=arr.dtype)
+    out[..., di, :] = arr[..., si, :]
+    return out

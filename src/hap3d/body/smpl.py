@@ -299,3 +299,24 @@ def _rigid(rot: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     bottom = torch.zeros(top.shape[:-2] + (1, 4), dtype=top.dtype, device=top.device)
     bottom[..., 0, 3] = 1
     return torch.cat([top, bottom], dim=-2)
+
+
+class GenderedSMPL(nn.Module):
+    """Neutral, male and female SMPL side by side, for ground truth given per-sample genders (0/1/2)."""
+
+    def __init__(self, models: dict[str, SMPL]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(models[g] for g in GENDERS)
+
+    @classmethod
+    def from_dir(cls, body_model_dir: str | Path) -> "GenderedSMPL":
+        return cls({g: SMPL.from_dir(body_model_dir, g) for g in GENDERS})
+
+    def forward(self, pose: torch.Tensor, betas: torch.Tensor, trans: torch.Tensor, gender: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) vertices, each sample through the model of its gender (GENDERS order)."""
+        out = pose.new_zeros(pose.shape[0], self.layers[0].th_v_template.shape[1], 3)
+        for g, layer in enumerate(self.layers):
+            sel = gender == g
+            if sel.any():
+                out[sel] = layer(pose[sel], betas[sel], trans[sel]).vertices.to(out.dtype)
+        return out

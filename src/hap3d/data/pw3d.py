@@ -1,0 +1,187 @@
+"""3DPW test set (OpenPose input) and 3DPW-Crowd (validation split, HigherHRNet input), as the reference reads them.
+
+Layout under ``root`` (the seed README's ``PW3D/data``)::
+
+    3DPW_latest_test.json | 3DPW_latest_validation.json      COCO-style images + annotations with SMPL fits
+    3DPW_validation_crowd_hhrnet_result.json                 crowd mode only: {aid: {coco_joints: 17x3, img_id}}
+    imageFiles/<sequence>/<file_name>
+
+Each sample's crop comes from its input 2D pose (valid joints x1.2, then square x1.25); the ground-truth box only
+filters. The ground-truth mesh is the gendered SMPL fit, computed in batches by :class:`GroundTruthMeshes`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hap3d.body.joints import convert_joints, get_joint_set
+from hap3d.data.io import DataError, as_array, load_image, load_json, require
+from hap3d.data.transforms import (
+    NO_AUGMENTATION,
+    apply_affine,
+    crop_image,
+    inside_mask,
+    joints_bbox,
+    process_bbox,
+    to_heatmap_space,
+)
+
+log = logging.getLogger(__name__)
+
+CROWD_SEQUENCES = ("courtyard_hug_00", "courtyard_dancing_00")
+GENDER_IDS = {"neutral": 0, "male": 1, "female": 2}
+
+
+def add_midpoint(joints: np.ndarray, names: tuple[str, ...], a: str, b: str) -> np.ndarray:
+    """Append the midpoint of joints a and b, with the product of their confidences (reference rule)."""
+    ia, ib = names.index(a), names.index(b)
+    mid = (joints[ia] + joints[ib]) * 0.5
+    mid[2] = joints[ia, 2] * joints[ib, 2]
+    return np.concatenate([joints, mid[None]], 0)
+
+
+@dataclass
+class PW3DRecord:
+    aid: int
+    img_path: Path
+    img_size: tuple[int, int]  # (height, width)
+    bbox: np.ndarray  # processed GT box (fallback crop)
+    tight_bbox: np.ndarray
+    pose: np.ndarray  # (72,)
+    shape: np.ndarray  # (10,)
+    trans: np.ndarray  # (3,)
+    gender: str
+    sequence: str
+    focal: np.ndarray
+    princpt: np.ndarray
+    input_joints: np.ndarray  # (J, 3) x, y, confidence in the input joint set
+    input_set: str
+
+
+class PW3D(torch.utils.data.Dataset):
+    """3DPW evaluation samples: ``{'inputs': {img, joints, joints_mask}, 'targets': {...}, 'meta': {...}}``."""
+
+    def __init__(self, root: str | Path, crowd: bool = False, conf_thr: float = 0.05) -> None:
+        self.root = Path(root)
+        self.crowd = crowd
+        self.split = "validation" if crowd else "test"
+        self.conf_thr = conf_thr
+        self.smpl30 = get_joint_set("smpl30")
+        self.records = self._load()
+        self.skipped_no_joints = 0
+
+    @property
+    def annotation_file(self) -> Path:
+        return self.root / f"3DPW_latest_{self.split}.json"
+
+    def _load(self) -> list[PW3DRecord]:
+        path = self.annotation_file
+        db = load_json(path, "3DPW annotation file")
+        images = {int(require(im, "id", path, "an image record")): im for im in require(db, "images", path, "the file")}
+        hhrnet = None
+        if self.crowd:
+            hpath = self.root / f"3DPW_{self.split}_crowd_hhrnet_result.json"
+            hhrnet = load_json(hpath, "3DPW-Crowd HigherHRNet result file")
+        openpose19 = get_joint_set("openpose19").joints
+        coco17 = get_joint_set("coco17").joints
+        records = []
+        for ann in require(db, "annotations", path, "the file"):
+            aid = int(require(ann, "id", path, "an annotation"))
+            where = f"annotation {aid}"
+            img = images.get(int(require(ann, "image_id", path, where)))
+            if img is None:
+                raise DataError(f"{path}: {where} refers to image_id {ann['image_id']}, which is not in 'images'")
+            seq = str(require(img, "sequence", path, f"image {img['id']}"))
+            if self.crowd and not any(s in seq for s in CROWD_SEQUENCES):
+                continue
+            width, height = int(require(img, "width", path, f"image {img['id']}")), int(require(img, "height", path, f"image {img['id']}"))
+            tight = as_array(require(ann, "bbox", path, where), (4,), path, f"{where} 'bbox'")
+            bbox = process_bbox(tight, width, height)
+            if bbox is None:
+                continue
+            cam = require(img, "cam_param", path, f"image {img['id']}")
+            smpl = require(ann, "smpl_param", path, where)
+            gender = str(require(smpl, "gender", path, f"{where} smpl_param"))
+            if gender not in GENDER_IDS:
+                raise DataError(f"{path}: {where} smpl_param.gender is {gender!r}, expected male/female/neutral")
+            openpose = as_array(require(ann, "openpose_result", path, where), (18, 3), path, f"{where} 'openpose_result'")
+            openpose = add_midpoint(openpose, openpose19, "L_Hip", "R_Hip")
+            joints, joint_set = openpose, "openpose19"
+            if hhrnet is not None:
+                entry = hhrnet.get(str(aid))
+                if entry is not None:
+                    coco = as_array(require(entry, "coco_joints", "HigherHRNet result", f"entry {aid}"), (17, 3), "HigherHRNet result", f"entry {aid}")
+                    coco = add_midpoint(coco, coco17, "L_Hip", "R_Hip")
+                    joints = add_midpoint(coco, coco17 + ("Pelvis",), "L_Shoulder", "R_Shoulder")
+                else:  # reference fallback: the OpenPose joints, renamed to the COCO19 set
+                    joints = convert_joints(openpose, "openpose19", "coco19")
+                joint_set = "coco19"
+            records.append(
+                PW3DRecord(
+                    aid=aid,
+                    img_path=self.root / "imageFiles" / seq / str(require(img, "file_name", path, f"image {img['id']}")),
+                    img_size=(height, width),
+                    bbox=bbox,
+                    tight_bbox=tight,
+                    pose=as_array(require(smpl, "pose", path, f"{where} smpl_param"), (72,), path, f"{where} smpl_param.pose"),
+                    shape=as_array(require(smpl, "shape", path, f"{where} smpl_param"), (10,), path, f"{where} smpl_param.shape"),
+                    trans=as_array(require(smpl, "trans", path, f"{where} smpl_param"), (3,), path, f"{where} smpl_param.trans"),
+                    gender=gender,
+                    sequence=seq,
+                    focal=as_array(require(cam, "focal", path, f"image {img['id']} cam_param"), (2,), path, "cam_param.focal"),
+                    princpt=as_array(require(cam, "princpt", path, f"image {img['id']} cam_param"), (2,), path, "cam_param.princpt"),
+                    input_joints=joints.astype(np.float32),
+                    input_set=joint_set,
+                )
+            )
+        return records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def crop_box(self, rec: PW3DRecord, joints: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """The crop: valid input joints' extent x1.2, made square and x1.25; the GT box if no joint is valid."""
+        box = joints_bbox(joints[:, :2], valid)
+        if box is None:
+            log.warning("3DPW annotation %d: no input joint above %.2f confidence; cropping at the GT box", rec.aid, self.conf_thr)
+            return rec.bbox
+        h, w = rec.img_size
+        return process_bbox(box, w, h, keep_degenerate=True)
+
+    def __getitem__(self, idx: int) -> dict:
+        rec = self.records[idx]
+        joints = convert_joints(rec.input_joints, rec.input_set, "smpl30").astype(np.float32)
+        valid = (joints[:, 2] > self.conf_thr).astype(np.float32)
+        box_raw = joints_bbox(joints[:, :2], valid)
+        bbox = self.crop_box(rec, joints, valid)
+        crop = crop_image(load_image(rec.img_path), bbox, NO_AUGMENTATION)
+        joints = joints.copy()
+        joints[:, :2] = to_heatmap_space(apply_affine(joints[:, :2], crop.img2bb))
+        mask = valid[:, None] * inside_mask(joints, use_depth=False)
+        return {
+            "inputs": {
+                "img": torch.from_numpy(np.ascontiguousarray(crop.img.transpose(2, 0, 1)) / 255.0).float(),
+                "joints": torch.from_numpy(joints),
+                "joints_mask": torch.from_numpy(mask.astype(np.float32)),
+            },
+            "targets": {
+                "smpl_pose": torch.from_numpy(rec.pose),
+                "smpl_shape": torch.from_numpy(rec.shape),
+                "smpl_trans": torch.from_numpy(rec.trans),
+                "gender": GENDER_IDS[rec.gender],
+            },
+            "meta": {
+                "bb2img_trans": torch.from_numpy(crop.bb2img),
+                "img2bb_trans": torch.from_numpy(crop.img2bb),
+                "bbox": torch.from_numpy(bbox),
+                "joints_bbox_raw": torch.from_numpy(box_raw if box_raw is not None else np.full(4, np.nan, np.float32)),
+                "tight_bbox": torch.from_numpy(rec.tight_bbox),
+                "aid": rec.aid,
+                "index": idx,
+            },
+        }
