@@ -15,7 +15,14 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="session")
 def body_dir(tmp_path_factory) -> Path:
-    """The procedural body model written by the project itself (smpl/, regressors, vposer/)."""
+    """The procedural body model written by the project itself (smpl/, regressors, vposer/).
+
+    Set HAP3D_TEST_BODY_DIR to run the suite against another body-model folder (e.g. the real SMPL files).
+    """
+    import os
+
+    if os.environ.get("HAP3D_TEST_BODY_DIR"):
+        return Path(os.environ["HAP3D_TEST_BODY_DIR"])
     from hap3d.body.synth import write_body_model_dir
 
     return write_body_model_dir(tmp_path_factory.mktemp("body") / "body_model")

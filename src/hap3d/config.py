@@ -214,3 +214,114 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+
+
+@dataclass
+class DataConfig:
+    """Where the data live and how they are mixed. Dataset names as the reference spells them."""
+
+    root: str = "data"  # folder laid out as the seed README (Human36M/, MuCo/, coco/, mpii/, PW3D/, CrowdPose/)
+    body_model_dir: str = "body_models"  # smpl/, J_regressor_*.npy, vposer/
+    trainset_3d: list[str] = dataclasses.field(default_factory=lambda: ["Human36M", "MuCo"])
+    trainset_2d: list[str] = dataclasses.field(default_factory=lambda: ["MSCOCO", "MPII"])
+    testset: str = "PW3D"
+    crowd: bool = False  # evaluate on 3DPW-Crowd (validation split, HigherHRNet input)
+    group_weights: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.5])  # 3D vs 2D share
+    num_workers: int = 4
+    strict: bool = False  # fail on an unreadable sample instead of replacing it
+
+    ALIASES: typing.ClassVar[dict[str, str]] = {"num_thread": "num_workers"}
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation recipe. Reference keys (lr, lr_dec_epoch, end_epoch, train_batch_size, ...) keep their meaning."""
+
+    lr: float = 1e-3
+    lr_backbone: float | None = None  # None: same as lr (the reference's effective behaviour)
+    lr_dec_epoch: list[int] = dataclasses.field(default_factory=lambda: [10])
+    lr_dec_factor: float = 10.0
+    schedule: Literal["step", "cosine"] = "step"
+    warmup_steps: int = 0
+    end_epoch: int = 11
+    train_batch_size: int = 192  # per process (the reference's per-GPU batch)
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    loss_scale: Literal["dynamic", "fixed"] = "dynamic"  # 'fixed': the reference's scale reset to 1024 each step
+    init_scale: float = 1024.0
+    loss_reduction: Literal["mean", "valid_mean"] = "mean"
+    grad_clip: float | None = None
+    freeze_bn: bool = False  # BatchNorm uses running statistics during training (small per-process batches)
+    pretrained: str | None = None  # backbone checkpoint (ViTPose latest.pth, HAP pre-training, torchvision)
+    seed: int = 0
+    ckpt_every_steps: int = 0  # also checkpoint every N steps (0: only at epoch ends)
+    eval_every_epoch: bool = False
+    log_every: int = 20
+    max_bad_steps: int = 20  # stop after this many consecutive non-finite losses
+    max_steps_per_epoch: int = 0  # 0: the whole epoch (tests and quick runs cap it)
+
+    ALIASES: typing.ClassVar[dict[str, str]] = {}
+
+    def __post_init__(self) -> None:
+        if self.optimizer in ("adamW", "AdamW"):
+            self.optimizer = "adamw"
+        if self.end_epoch < 1:
+            raise ConfigError("train.end_epoch must be >= 1")
+        if self.train_batch_size < 1:
+            raise ConfigError("train.train_batch_size must be >= 1")
+        if sorted(self.lr_dec_epoch) != list(self.lr_dec_epoch):
+            raise ConfigError(f"train.lr_dec_epoch must be increasing, got {self.lr_dec_epoch}")
+
+
+@dataclass
+class EvalConfig:
+    test_batch_size: int = 64
+    device: str = "auto"
+    amp: Literal["none", "bf16", "fp16"] = "none"
+
+
+@dataclass
+class Config:
+    """A whole run: model, data, training and evaluation settings plus the output folder."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    output_dir: str = "runs/default"
+    reference_compat: bool | None = None  # shorthand: sets model.reference_compat and the data quirks
+
+    ALIASES: typing.ClassVar[dict[str, str]] = {}
+
+
+# The reference's flat config.py / YAML keys and the section they belong to here.
+REFERENCE_KEYS = {
+    "trainset_3d": "data", "trainset_2d": "data", "testset": "data", "crowd": "data", "num_thread": "data",
+    "lr": "train", "lr_backbone": "train", "lr_dec_epoch": "train", "lr_dec_factor": "train",
+    "end_epoch": "train", "train_batch_size": "train", "optimizer": "train",
+    "test_batch_size": "eval",
+    "backbone_type": "model", "resnet_type": "model",
+}
+# Reference keys with no effect here (values the reference fixes, or display switches), accepted and ignored.
+REFERENCE_IGNORED = {"input_img_shape", "output_hm_shape", "bbox_3d_size", "sigma", "focal", "princpt", "use_gt_info", "vis", "render"}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (ours or the reference's flat keys), apply 'a.b=value' overrides, validate."""
+    data = load_yaml(path) if path is not None else {}
+    for key in list(data):
+        if key in REFERENCE_KEYS:
+            data.setdefault(REFERENCE_KEYS[key], {})[key] = data.pop(key)
+        elif key in REFERENCE_IGNORED:
+            data.pop(key)
+    apply_overrides(data, overrides or [])
+    compat = data.get("reference_compat")
+    if compat is not None:
+        data.setdefault("model", {}).setdefault("reference_compat", compat)
+    where = f"{path}: " if path is not None else ""
+    try:
+        return from_dict(Config, data)
+    except ConfigError as err:
+        raise ConfigError(f"{where}{err}") from None

@@ -150,12 +150,18 @@ def apply_affine(xy: np.ndarray, m: np.ndarray) -> np.ndarray:
     return (m @ np.concatenate([xy[:, :2], ones], 1).T).T
 
 
+def swap_pairs(arr: np.ndarray, pairs) -> np.ndarray:
+    """Copy of ``arr`` with the rows of each (left, right) pair exchanged."""
+    out = arr.copy()
+    for a, b in pairs:
+        out[[a, b]] = out[[b, a]]
+    return out
+
+
 def flip_joints_2d(joints: np.ndarray, img_width: float, flip_pairs) -> np.ndarray:
     """Mirror x -> W-1-x and swap left/right rows (coordinates and any extra columns)."""
-    out = joints.copy()
+    out = swap_pairs(joints, flip_pairs)
     out[:, 0] = img_width - 1 - out[:, 0]
-    for a, b in flip_pairs:
-        out[[a, b]] = out[[b, a]]
     return out
 
 
