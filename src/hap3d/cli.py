@@ -55,6 +55,43 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_cfg(args: argparse.Namespace):
+    from hap3d.config import load_config
+
+    overrides = list(args.overrides)
+    for flag, key in (("data_root", "data.root"), ("body_model_dir", "data.body_model_dir"), ("device", "eval.device")):
+        if getattr(args, flag, None):
+            overrides.append(f"{key}={getattr(args, flag)}")
+    return load_config(args.cfg, overrides)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from hap3d.engine.run import train
+
+    cfg = _load_cfg(args)
+    out = args.out or cfg.output_dir
+    final = train(cfg, out, resume=args.resume)
+    if final:
+        print("final epoch: " + ", ".join(f"{k} {v:.2f} mm" for k, v in final.items()))
+    print(f"run directory: {out}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from hap3d.engine.run import evaluate
+
+    overrides = list(args.overrides) + (["data.crowd=true"] if args.crowd else [])
+    if args.testset:
+        overrides.append(f"data.testset={args.testset}")
+    args.overrides = overrides
+    cfg = _load_cfg(args)
+    out = Path(args.out or Path(args.ckpt).resolve().parent / "eval")
+    result = evaluate(cfg, args.ckpt, out)
+    print(result.summary())
+    print(f"results: {out / 'eval.json'}, {out / 'eval_per_sample.csv'}")
+    return 0
+
+
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from hap3d.quickstart import run_quickstart
 
@@ -73,6 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--budget", default="small", choices=["tiny", "small", "medium"], help="how much work to do")
     q.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     q.set_defaults(func=_cmd_quickstart)
+
+    t = sub.add_parser("train", help="train (single process, or under torchrun for DDP)")
+    t.add_argument("--cfg", help="YAML config (ours or the reference's)")
+    t.add_argument("--out", help="run directory (default: output_dir of the config)")
+    t.add_argument("--resume", action="store_true", help="continue from <run>/checkpoints/last.pt")
+    t.add_argument("--data-root", help="folder with Human36M/, MuCo/, coco/, mpii/, PW3D/")
+    t.add_argument("--body-model-dir", help="folder with smpl/, J_regressor_*.npy, vposer/")
+    t.add_argument("--device", help="cpu, cuda or auto")
+    t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.lr=1e-4")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint on 3DPW (MPJPE, PA-MPJPE, MPVPE)")
+    e.add_argument("--ckpt", required=True, help="hap3d .safetensors, or a reference snapshot_N.pth.tar")
+    e.add_argument("--cfg", help="YAML config for data paths and batch size")
+    e.add_argument("--testset", choices=["PW3D"], help="test set (default from the config)")
+    e.add_argument("--crowd", action="store_true", help="3DPW-Crowd (validation split, HigherHRNet input)")
+    e.add_argument("--out", help="output folder (default: <ckpt folder>/eval)")
+    e.add_argument("--data-root")
+    e.add_argument("--body-model-dir")
+    e.add_argument("--device")
+    e.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    e.set_defaults(func=_cmd_eval)
 
     body = sub.add_parser("body", help="body-model utilities")
     bsub = body.add_subparsers(dest="body_command", required=True)

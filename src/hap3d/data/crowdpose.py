@@ -1,0 +1,123 @@
+"""CrowdPose (train split) with NeuralAnnot SMPL fits (2D training set; in the reference, unused by HAP).
+
+Layout under ``root`` (``CrowdPose``)::
+
+    annotations/crowdpose_train.json                     COCO-style; 14 keypoints (CrowdPose order)
+    annotations/CrowdPose_train_SMPL_NeuralAnnot.json    {ann_id: {smpl_param, cam_param, fit_err}}
+    images/<file_name>
+
+Reference differences (spec §10 #19), reproduced only under ``reference_compat``:
+
+* the image width and height are swapped. The reference did it to undo the reversed sizes of the first
+  ``crowdpose_train.json`` release; the file was corrected in 2021 (jeffffffli/CrowdPose#12), so with the
+  current file the swap clips boxes and mirrors joints with the wrong width. Fixed mode uses the file's sizes.
+* the flip pairs are wrong (:data:`CROWDPOSE_REFERENCE_FLIP_PAIRS`: a shoulder ends up in the elbow row, ...).
+* a fit is kept only when ``fit_err >= 5.0``, which keeps the *bad* fits; fixed mode keeps ``fit_err < 5.0``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hap3d.body.joints import CROWDPOSE_REFERENCE_FLIP_PAIRS, convert_joints
+from hap3d.data.base import PersonRecord, TrainDataset, overlapping_people
+from hap3d.data.coco import add_mid_joint, read_neuralannot
+from hap3d.data.io import DataError, as_array, load_json, require
+from hap3d.data.transforms import process_bbox
+
+NEURALANNOT = "CrowdPose_train_SMPL_NeuralAnnot.json"
+NUM_KEYPOINTS = 14
+FIT_ERR_THRESHOLD = 5.0  # NeuralAnnot fitting error, in 64-space pixels
+
+
+def read_fit_errors(path: Path) -> dict[int, float]:
+    """{ann_id: fit_err} from a CrowdPose NeuralAnnot file (the field the COCO/MPII files do not have)."""
+    raw = load_json(path, "NeuralAnnot SMPL file")
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected a mapping from annotation id to fits, got {type(raw).__name__}")
+    out = {}
+    for aid, entry in raw.items():
+        value = require(entry, "fit_err", path, f"entry {aid}")
+        if not isinstance(value, (int, float)):
+            raise DataError(f"{path}: entry {aid} field 'fit_err' is not a number ({value!r})")
+        out[int(aid)] = float(value)
+    return out
+
+
+class CrowdPose(TrainDataset):
+    name = "CrowdPose"
+    joint_set = "crowdpose15"  # 14 keypoints + Pelvis (mid-hip)
+    is_3d = False
+    posefix_joints = (
+        "L_Shoulder", "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist", "L_Hip", "R_Hip", "L_Knee",
+        "R_Knee", "L_Ankle", "R_Ankle", "Pelvis",
+    )
+
+    @property
+    def flip_pairs(self) -> tuple[tuple[int, int], ...]:
+        return CROWDPOSE_REFERENCE_FLIP_PAIRS if self.reference_compat else super().flip_pairs
+
+    @property
+    def annotation_file(self) -> Path:
+        return self.root / "annotations" / "crowdpose_train.json"
+
+    @property
+    def neuralannot_file(self) -> Path:
+        return self.root / "annotations" / NEURALANNOT
+
+    def keep_fit(self, fit_err: float) -> bool:
+        """The reference keeps fits with a *large* error (inverted test); fixed mode keeps the accurate ones."""
+        return fit_err >= FIT_ERR_THRESHOLD if self.reference_compat else fit_err < FIT_ERR_THRESHOLD
+
+    def load(self) -> list[PersonRecord]:
+        path = self.annotation_file
+        db = load_json(path, "CrowdPose annotation file")
+        fits = read_neuralannot(self.neuralannot_file)
+        fit_errors = read_fit_errors(self.neuralannot_file)
+        images = {int(require(im, "id", path, "an image record")): im for im in require(db, "images", path, "the file")}
+        by_image: dict[int, list[PersonRecord]] = {}
+        for ann in require(db, "annotations", path, "the file"):
+            aid = int(require(ann, "id", path, "an annotation"))
+            where = f"annotation {aid}"
+            image_id = int(require(ann, "image_id", path, where))
+            img = images.get(image_id)
+            if img is None:
+                raise DataError(f"{path}: {where} refers to image_id {image_id}, which is not in 'images'")
+            width, height = int(require(img, "width", path, f"image {image_id}")), int(require(img, "height", path, f"image {image_id}"))
+            if self.reference_compat:
+                width, height = height, width
+            kps = as_array(require(ann, "keypoints", path, where), (NUM_KEYPOINTS, 3), path, where + " 'keypoints'")
+            if kps.sum() == 0:
+                continue
+            tight = as_array(require(ann, "bbox", path, where), (4,), path, where + " 'bbox'")
+            bbox = process_bbox(tight, width, height)
+            if bbox is None:
+                continue
+            kps = add_mid_joint(kps, 6, 7)  # pelvis = mid-hip
+            valid = (kps[:, 2:3] > 0).astype(np.float32)
+            kps[:, 2] = valid[:, 0]
+            fit = fits.get(aid)
+            if fit is not None and not self.keep_fit(fit_errors[aid]):
+                fit = None
+            by_image.setdefault(image_id, []).append(
+                PersonRecord(
+                    img_path=self.root / "images" / str(require(img, "file_name", path, f"image {image_id}")),
+                    img_size=(height, width),
+                    bbox=bbox,
+                    tight_bbox=tight,
+                    joints=kps,
+                    valid=valid,
+                    fit=None if fit is None else {k: fit[k] for k in ("pose", "shape", "trans")},
+                    focal=None if fit is None else fit["focal"],
+                    princpt=None if fit is None else fit["princpt"],
+                    fit_extra={} if fit is None else {"fit_err": fit_errors[aid]},
+                )
+            )
+        records = []
+        for people in by_image.values():
+            for person, near in zip(people, overlapping_people(np.stack([p.tight_bbox for p in people]))):
+                person.near_joints = [convert_joints(people[k].joints, self.joint_set, "coco17") for k in near]
+            records.extend(people)
+        return records

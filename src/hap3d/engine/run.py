@@ -1,0 +1,95 @@
+"""Wiring from a config to datasets, model, trainer and evaluator (used by the CLI and the quickstart)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from hap3d.config import Config
+from hap3d.data import build_fit_model, dataset_class, dataset_root
+from hap3d.engine.distributed import DistInfo, cleanup, init_distributed
+from hap3d.engine.evaluate import EvalResult, Evaluator
+from hap3d.engine.train import Trainer
+from hap3d.model import build_model
+from hap3d.model.checkpoint import infer_model_config, load_backbone_checkpoint, load_model_checkpoint, read_checkpoint
+from hap3d.model.hap import HapModel
+
+
+def build_train_set(cfg: Config) -> torch.utils.data.Dataset:
+    """The reference's mix: 3D sets and 2D sets as two groups, balanced per epoch (weights configurable)."""
+    from hap3d.data.mix import BalancedMix
+
+    fit = build_fit_model(cfg.data.body_model_dir)
+    compat = cfg.model.reference_compat
+
+    def group(names: list[str]) -> torch.utils.data.Dataset | None:
+        sets = [
+            dataset_class(n)(dataset_root(cfg.data.root, n), fit, reference_compat=compat, seed=cfg.train.seed, strict=cfg.data.strict)
+            for n in names
+        ]
+        return torch.utils.data.ConcatDataset(sets) if sets else None
+
+    groups = [g for g in (group(cfg.data.trainset_3d), group(cfg.data.trainset_2d)) if g is not None]
+    weights = cfg.data.group_weights[: len(groups)] if len(groups) == len(cfg.data.group_weights) else None
+    return BalancedMix(groups, weights=weights, seed=cfg.train.seed)
+
+
+def build_test_set(cfg: Config) -> torch.utils.data.Dataset:
+    if cfg.data.testset != "PW3D":
+        raise ValueError(f"test set {cfg.data.testset!r} is not supported; PW3D is")
+    return dataset_class("PW3D")(dataset_root(cfg.data.root, "PW3D"), crowd=cfg.data.crowd)
+
+
+def make_model(cfg: Config, info: DistInfo) -> HapModel:
+    model = build_model(cfg.model, cfg.data.body_model_dir)
+    if cfg.train.pretrained:
+        report = load_backbone_checkpoint(model.backbone, cfg.train.pretrained)
+        if info.is_main:
+            print(report.summary())
+    return model
+
+
+def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, float]:
+    """Train (single process or under torchrun) and evaluate the final epoch on the configured test set."""
+    info = init_distributed(cfg.eval.device if cfg.eval.device != "auto" else "auto")
+    torch.manual_seed(cfg.train.seed)
+    try:
+        model = make_model(cfg, info)
+        train_set = build_train_set(cfg)
+        evaluate_fn = None
+        test_root = dataset_root(cfg.data.root, "PW3D")
+        if (test_root / f"3DPW_latest_{'validation' if cfg.data.crowd else 'test'}.json").is_file():
+            test_set = build_test_set(cfg)
+            evaluator = Evaluator(cfg.data.body_model_dir, info.device)
+
+            def evaluate_fn(m: HapModel) -> EvalResult:
+                return evaluator.run(m, test_set, cfg.eval.test_batch_size, amp=cfg.eval.amp, progress=progress)
+
+        trainer = Trainer(cfg, model, train_set, run_dir, info, evaluate_fn, progress=progress)
+        if resume and not trainer.load_state() and info.is_main:
+            print(f"nothing to resume in {run_dir}; starting from scratch")
+        return trainer.run()
+    finally:
+        cleanup(info)
+
+
+def load_for_eval(ckpt: str | Path, cfg: Config, device: torch.device) -> HapModel:
+    """A model from any full checkpoint (ours or a reference snapshot), configured from the checkpoint."""
+    raw = read_checkpoint(ckpt)
+    model_cfg = infer_model_config(raw)
+    model = build_model(model_cfg, cfg.data.body_model_dir, vposer_dir=False)
+    report = load_model_checkpoint(model, ckpt)
+    print(report.summary())
+    return model.to(device).eval()
+
+
+def evaluate(cfg: Config, ckpt: str | Path, out_dir: str | Path, progress: bool = True) -> EvalResult:
+    info = init_distributed(cfg.eval.device)
+    model = load_for_eval(ckpt, cfg, info.device)
+    result = Evaluator(cfg.data.body_model_dir, info.device).run(
+        model, build_test_set(cfg), cfg.eval.test_batch_size, cfg.data.num_workers, cfg.eval.amp, progress
+    )
+    result.extra = {"checkpoint": str(ckpt), "testset": cfg.data.testset, "crowd": cfg.data.crowd}
+    result.write(out_dir, "eval")
+    return result
