@@ -247,7 +247,7 @@ class TrainConfig:
     train_batch_size: int = 192  # per process (the reference's per-GPU batch)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     momentum: float = 0.0
-    weight_decay: float = 0.0
+    weight_decay: float | None = None  # None: 0 for sgd/adam, 0.1 for adamw (the reference's choices)
     amp: Literal["none", "bf16", "fp16"] = "none"
     loss_scale: Literal["dynamic", "fixed"] = "dynamic"  # 'fixed': the reference's scale reset to 1024 each step
     init_scale: float = 1024.0

@@ -58,10 +58,10 @@ def build_optimizer(model: HapModel, cfg: Config) -> torch.optim.Optimizer:
     groups = param_groups(model, cfg)
     t = cfg.train
     if t.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay or 0.0)
     if t.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay if t.weight_decay else 0.1)
+        return torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay or 0.0)
+    return torch.optim.AdamW(groups, lr=t.lr, weight_decay=0.1 if t.weight_decay is None else t.weight_decay)
 
 
 def lr_factor(cfg: Config, epoch: int, step: int, steps_per_epoch: int) -> float:
