@@ -92,6 +92,35 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hap3d.infer.demo import run_demo
+    from hap3d.infer.keypoints import read_keypoints
+    from hap3d.infer.predictor import Predictor, load_predictor_model
+
+    if args.ckpt is None and not args.random_weights:
+        print("hap3d: error: pass --ckpt (any checkpoint hap3d loads) or --random-weights", file=sys.stderr)
+        return 2
+    body = args.body_model_dir
+    if body is None:
+        from hap3d.body.synth import write_body_model_dir
+
+        body = Path(args.out) / "procedural_body_model"
+        if not (body / "smpl").is_dir():
+            write_body_model_dir(body)
+        print(f"warning: no --body-model-dir; using the procedural body model in {body} (not SMPL)", file=sys.stderr)
+    from hap3d.engine.distributed import resolve_device
+
+    model = load_predictor_model(args.ckpt, body, random_weights=args.random_weights)
+    predictor = Predictor(model, resolve_device(args.device), amp=args.amp, batch_size=args.batch_size)
+    code, reports = run_demo(predictor, Path(args.input), read_keypoints(args.keypoints), Path(args.out),
+                             tuple(args.formats.split(",")) if args.formats else (), backend=args.backend)
+    for r in reports:
+        if r.error:
+            print(f"  {r.name}: {r.error}", file=sys.stderr)
+    print(f"{sum(r.people for r in reports)} people in {len(reports)} items; outputs in {args.out}")
+    return code
+
+
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from hap3d.quickstart import run_quickstart
 
@@ -132,6 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device")
     e.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     e.set_defaults(func=_cmd_eval)
+
+    d = sub.add_parser("demo", help="meshes, renders and exports for images, a folder or a video")
+    d.add_argument("input", help="an image, a folder of images, or a video file")
+    d.add_argument("--keypoints", required=True, help="2D keypoints: demo JSON, COCO results JSON or OpenPose folder")
+    d.add_argument("--ckpt", help="checkpoint (hap3d, reference snapshot or the 3DCrowdNet demo checkpoint)")
+    d.add_argument("--random-weights", action="store_true", help="untrained network (pipeline tests only)")
+    d.add_argument("--body-model-dir", help="folder with smpl/ (default: a procedural stand-in, with a warning)")
+    d.add_argument("--out", default="demo_out")
+    d.add_argument("--device", default="auto")
+    d.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    d.add_argument("--batch-size", type=int, default=16)
+    d.add_argument("--formats", default="obj,ply,glb", help="mesh formats, comma-separated (empty: none)")
+    d.add_argument("--backend", default="auto", choices=["auto", "raster", "egl"], help="renderer")
+    d.set_defaults(func=_cmd_demo)
 
     body = sub.add_parser("body", help="body-model utilities")
     bsub = body.add_subparsers(dest="body_command", required=True)
