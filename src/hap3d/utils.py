@@ -31,6 +31,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     return path
 
 
+def rule_normal(key: str, n: int, salt: str = "") -> np.ndarray:
+    """The float64 standard normals behind :func:`rule_array`, seeded by crc32(salt + key)."""
+    return np.random.default_rng(zlib.crc32((salt + key).encode("utf-8"))).standard_normal(n)
+
+
 def rule_array(
     key: str,
     shape: Sequence[int],
@@ -48,8 +53,7 @@ def rule_array(
     shape = tuple(int(s) for s in shape)
     if key.endswith("num_batches_tracked"):
         return np.zeros(shape, dtype=np.int64)
-    n = int(np.prod(shape)) if shape else 1
-    z = np.random.default_rng(zlib.crc32((salt + key).encode("utf-8"))).standard_normal(n)
+    z = rule_normal(key, int(np.prod(shape)) if shape else 1, salt)
     leaf = key.rsplit(".", 1)[-1]
     if leaf == "running_mean":
         v = 0.1 * z
