@@ -52,7 +52,7 @@ def test_exit_code_and_summary_report_each_item(demo_run):
 def test_meshes_load_with_the_right_sizes(demo_run):
     _, out, _ = demo_run
     for ext in ("obj", "ply", "glb"):
-        mesh = trimesh.load(out / "astronaut" / f"person_0.{ext}", force="mesh", process=False)
+        mesh = trimesh.load(out / "astronaut" / f"person_0.{ext}", force="mesh", process=False, maintain_order=True)
         assert mesh.vertices.shape == (6890, 3) and mesh.faces.shape == (13776, 3), ext
 
 
