@@ -19,6 +19,27 @@ def _cmd_body_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    from hap3d.data.synth import write_synthetic_datasets
+
+    body = Path(args.body_model_dir) if args.body_model_dir else Path(args.out) / "body_model"
+    if not args.body_model_dir and not (body / "smpl").is_dir():
+        from hap3d.body.synth import write_body_model_dir
+
+        write_body_model_dir(body)
+    counts = write_synthetic_datasets(Path(args.out), body, size=args.size, seed=args.seed)
+    for name, n in counts.items():
+        print(f"  {name}: {n}")
+    print(f"wrote synthetic datasets (NOT the real ones) in the real formats to {args.out}")
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from hap3d.data.check import cmd_data_check
+
+    return cmd_data_check(Path(args.root), Path(args.body_model_dir) if args.body_model_dir else None, args.datasets)
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from hap3d.model import build_model
     from hap3d.model.checkpoint import infer_model_config, load_model_checkpoint, read_checkpoint, save_model_checkpoint
@@ -182,6 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--overwrite", action="store_true", help="replace an existing folder's files")
     s.set_defaults(func=_cmd_body_synth)
+
+    data = sub.add_parser("data", help="dataset utilities")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    ds = dsub.add_parser("synth", help="write small synthetic datasets in the real on-disk formats")
+    ds.add_argument("--out", required=True)
+    ds.add_argument("--size", default="tiny", choices=["tiny", "small", "medium"])
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("--body-model-dir", help="body model to pose (default: a procedural one in <out>/body_model)")
+    ds.set_defaults(func=_cmd_data_synth)
+    dc = dsub.add_parser("check", help="report which dataset files are present, missing or malformed")
+    dc.add_argument("--root", required=True, help="data root (Human36M/, MuCo/, coco/, mpii/, PW3D/, CrowdPose/)")
+    dc.add_argument("--body-model-dir", help="needed to spot-check training samples end to end")
+    dc.add_argument("--datasets", nargs="*", help="only these (default: all found or configured)")
+    dc.set_defaults(func=_cmd_data_check)
 
     c = sub.add_parser("convert", help="convert a reference snapshot / demo checkpoint to the hap3d format")
     c.add_argument("input", help="snapshot_N.pth.tar, demo_checkpoint.pth.tar or a hap3d .safetensors")

@@ -1,8 +1,12 @@
-"""The quickstart: the project's main job on procedural inputs, with no licensed files.
+"""The quickstart: the project's main job end to end on its embedded default, with no licensed files.
 
-Current stages: procedural body model -> network (tiny or full ViT) -> forward pass on a synthetic person
-crop -> outputs written to the run directory (NPZ, OBJ, JSON summary). Training and evaluation stages are
-added by the engine (see the README's roadmap); this runner already goes through the same public APIs.
+1. a procedural body model in the SMPL file layout (``hap3d body synth``);
+2. synthetic datasets written in the real on-disk formats (``hap3d data synth``);
+3. training of a small network through the same path as ``hap3d train``;
+4. evaluation of the untrained and the trained network on the synthetic 3DPW test set (``hap3d eval``'s path);
+5. a few rendered overlays through the demo's predictor and renderer.
+
+Everything lands in one run directory: metrics JSON/CSV, loss and metric plots, overlays, checkpoints.
 """
 
 from __future__ import annotations
@@ -14,79 +18,106 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hap3d.config import ModelConfig, to_dict
+from hap3d.config import load_config
 
+# Training work per budget; 'small' (the default) fits in a few minutes on a 2-core laptop CPU.
 BUDGETS = {
-    "tiny": {"depth": 2, "embed_dim": 64, "num_heads": 2, "lift_dim": 128, "batch": 2},
-    "small": {"depth": 4, "embed_dim": 192, "num_heads": 3, "lift_dim": 512, "batch": 4},
-    "medium": {"depth": 12, "embed_dim": 768, "num_heads": 12, "lift_dim": 2048, "batch": 4},
+    "tiny": {"data": "tiny", "epochs": 2, "steps": 8, "batch": 4, "depth": 2, "dim": 64, "heads": 2},
+    "small": {"data": "small", "epochs": 4, "steps": 60, "batch": 8, "depth": 3, "dim": 96, "heads": 3},
+    "medium": {"data": "medium", "epochs": 8, "steps": 250, "batch": 16, "depth": 4, "dim": 192, "heads": 3},
 }
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+def quickstart_config(out: Path, budget: str, device: str):
+    b = BUDGETS[budget]
+    overrides = [
+        f"output_dir={out / 'run'}",
+        f"data.root={out / 'data'}",
+        f"data.body_model_dir={out / 'body_model'}",
+        "data.num_workers=0",
+        "reference_compat=false",
+        f"model.depth={b['depth']}", f"model.embed_dim={b['dim']}", f"model.num_heads={b['heads']}",
+        f"model.lift_dim={4 * b['dim']}", "model.drop_path_rate=0.0",
+        "train.optimizer=adamw", "train.lr=0.001", "train.weight_decay=0.01", "train.schedule=cosine",
+        f"train.warmup_steps={b['steps'] // 2}", f"train.end_epoch={b['epochs']}", f"train.train_batch_size={b['batch']}",
+        f"train.max_steps_per_epoch={b['steps']}", "train.loss_reduction=valid_mean", "train.log_every=5",
+        "train.eval_every_epoch=true", "train.grad_clip=5.0",
+        f"eval.device={device}", "eval.test_batch_size=16",
+    ]
+    return load_config(None, overrides)
 
 
-def synthetic_person_inputs(model_cfg: ModelConfig, batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A batch of crops with a projected procedural body's joints as the input 2D pose (64-space)."""
-    from hap3d.body.joints import get_joint_set
-
-    rng = np.random.default_rng(seed)
-    n = model_cfg.img_size
-    img = np.full((batch, 3, n, n), 0.5, np.float32) + 0.1 * rng.standard_normal((batch, 3, n, n)).astype(np.float32)
-    # A stick figure of SMPL30 joints in a standing pose inside the crop (heatmap space is n/4 wide).
-    smpl30 = get_joint_set("smpl30")
-    hm = model_cfg.heatmap_size
-    base = rng.uniform(0.3 * hm, 0.7 * hm, size=(batch, 1, 2))
-    offsets = rng.normal(0, 0.12 * hm, size=(batch, smpl30.num_joints, 2))
-    joints = np.clip(base + offsets, 0, hm - 1).astype(np.float32)
-    mask = np.ones((batch, smpl30.num_joints, 1), np.float32)
-    return {"img": torch.from_numpy(np.clip(img, 0, 1)), "joints": torch.from_numpy(joints), "joints_mask": torch.from_numpy(mask)}
-
-
-def run_quickstart(out: Path, budget: str = "small", device: str = "auto") -> int:
+def run_quickstart(out: Path, budget: str = "small", device: str = "auto", progress: bool = True) -> int:
     from hap3d.body.synth import write_body_model_dir
+    from hap3d.data.synth import write_synthetic_datasets
+    from hap3d.engine.distributed import DistInfo, resolve_device
+    from hap3d.engine.evaluate import Evaluator
+    from hap3d.engine.run import build_test_set, build_train_set
+    from hap3d.engine.train import Trainer
     from hap3d.model import build_model
 
-    out.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
-    b = BUDGETS[budget]
     t0 = time.time()
-    body_dir = out / "body_model"
-    if not (body_dir / "smpl").is_dir():
-        write_body_model_dir(body_dir)
-    print(f"[1/3] procedural body model in {body_dir} ({time.time() - t0:.1f} s)")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = quickstart_config(out, budget, device)
+    dev = resolve_device(device)
+    body = Path(cfg.data.body_model_dir)
+    if not (body / "smpl").is_dir():
+        write_body_model_dir(body)
+    print(f"[1/5] procedural body model: {body}  ({time.time() - t0:.0f} s)")
+    if not (Path(cfg.data.root) / "PW3D").is_dir():
+        counts = write_synthetic_datasets(Path(cfg.data.root), body, size=BUDGETS[budget]["data"], seed=0)
+        print("[2/5] synthetic datasets (real formats): " + ", ".join(f"{k} {v}" for k, v in counts.items())
+              + f"  ({time.time() - t0:.0f} s)")
+    else:
+        print(f"[2/5] synthetic datasets already in {cfg.data.root}")
 
-    cfg = ModelConfig(backbone="vit_b", depth=b["depth"], embed_dim=b["embed_dim"], num_heads=b["num_heads"], lift_dim=b["lift_dim"])
-    model = build_model(cfg, body_dir).to(dev).eval()
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"[2/3] model: ViT depth {cfg.depth}, width {cfg.embed_dim}, {n_params / 1e6:.1f} M parameters, device {dev}")
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model, body)
+    test_set = build_test_set(cfg)
+    evaluator = Evaluator(body, dev)
+    before = evaluator.run(model.to(dev), test_set, cfg.eval.test_batch_size, progress=False)
+    print(f"[3/5] untrained network on synthetic 3DPW: {before.summary()}")
 
-    inputs = {k: v.to(dev) for k, v in synthetic_person_inputs(cfg, b["batch"]).items()}
-    with torch.no_grad():
-        t1 = time.time()
-        pred = model(**inputs)
-        dt = time.time() - t1
-    arrays = {k: v.detach().cpu().numpy() for k, v in pred.items()}
-    np.savez_compressed(out / "predictions.npz", **arrays)
-    _write_obj(out / "mesh_0.obj", arrays["mesh_cam_render"][0], model.smpl.faces.cpu().numpy())
+    run_dir = Path(cfg.output_dir)
+    trainer = Trainer(cfg, model, build_train_set(cfg), run_dir, DistInfo(device=dev),
+                      lambda m: evaluator.run(m, test_set, cfg.eval.test_batch_size, progress=False), progress=progress)
+    trainer.load_state()
+    trainer.run()
+    after = evaluator.run(model, test_set, cfg.eval.test_batch_size, progress=False)
+    after.write(run_dir, "eval_final")
+    before.write(run_dir, "eval_untrained")
+    print(f"[4/5] trained network on synthetic 3DPW:   {after.summary()}")
+
+    overlays = render_overlays(model, test_set, run_dir / "overlays", dev)
+    print(f"[5/5] {len(overlays)} overlays in {run_dir / 'overlays'}")
     summary = {
-        "budget": budget,
-        "device": str(dev),
-        "model_config": to_dict(cfg),
-        "batch": b["batch"],
-        "forward_seconds": dt,
-        "outputs": {k: list(v.shape) for k, v in arrays.items()},
-        "finite": bool(all(np.isfinite(v).all() for v in arrays.values())),
+        "budget": budget, "device": str(dev), "seconds": time.time() - t0,
+        "untrained_mm": before.means, "trained_mm": after.means, "run_dir": str(run_dir),
+        "overlays": [str(p) for p in overlays],
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[3/3] forward pass of {b['batch']} crops in {dt:.2f} s -> {out / 'predictions.npz'}, {out / 'mesh_0.obj'}")
-    return 0 if summary["finite"] else 1
+    (run_dir / "quickstart.json").write_text(json.dumps(summary, indent=2))
+    b, a = before.means["mpjpe"], after.means["mpjpe"]
+    print(f"MPJPE untrained {b:.1f} mm -> trained {a:.1f} mm ({a / b:.0%}); everything is in {run_dir}  "
+          f"({time.time() - t0:.0f} s)")
+    return 0 if a < b else 1
 
 
-def _write_obj(path: Path, verts: np.ndarray, faces: np.ndarray) -> None:
-    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in verts]
-    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
-    path.write_text("\n".join(lines) + "\n")
+def render_overlays(model, test_set, out: Path, device, count: int = 3) -> list[Path]:
+    """Run the demo's predictor and renderer on a few synthetic 3DPW images with their OpenPose keypoints."""
+    from hap3d.body.joints import convert_joints
+    from hap3d.data.io import load_image
+    from hap3d.infer.demo import write_item
+    from hap3d.infer.predictor import Predictor
+
+    predictor = Predictor(model, device)
+    by_image: dict[Path, list[np.ndarray]] = {}
+    for rec in test_set.records:
+        by_image.setdefault(rec.img_path, []).append(convert_joints(rec.input_joints, rec.input_set, "coco17"))
+    written = []
+    for path, people in list(by_image.items())[:count]:
+        image = np.clip(load_image(path), 0, 255).astype(np.uint8)
+        result = predictor.predict(image, people)
+        write_item(out / path.stem, image, result.people, predictor.faces, ("obj",), "auto")
+        written.append(out / path.stem / "overlay.png")
+    return written

@@ -140,7 +140,7 @@ def crop_image(img: np.ndarray, bbox: np.ndarray, aug: Augmentation = NO_AUGMENT
     inv = crop_affine((cx, cy), size, aug.scale, aug.rot, out_size, inverse=True)
     patch = cv2.warpAffine(np.ascontiguousarray(img), fwd, (out_size, out_size), flags=cv2.INTER_LINEAR).astype(np.float32)
     if aug.color != (1.0, 1.0, 1.0):
-        patch = np.clip(patch * np.asarray(aug.color, dtype=np.float64)[None, None], 0, 255)
+        patch = np.clip(patch * np.asarray(aug.color, dtype=np.float64)[None, None], 0, 255).astype(np.float32)
     return Crop(patch, fwd, inv)
 
 
