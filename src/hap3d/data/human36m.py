@@ -1,0 +1,306 @@
+"""Human3.6M with SMPL fits (3D training set; the eval split is kept for inspection).
+
+Layout under ``root`` (the seed README's ``Human36M`` folder)::
+
+    annotations/Human36M_subject{S}_data.json       COCO-like: images (subject, action_idx, subaction_idx,
+                                                    frame_idx, cam_idx, ...) and annotations (tight bbox)
+    annotations/Human36M_subject{S}_camera.json     {cam_idx: {R 3x3, t (mm), f, c}}
+    annotations/Human36M_subject{S}_joint_3d.json   {action: {subaction: {frame: 17x3 world joints (mm)}}}
+    annotations/Human36M_subject{S}_smpl_param.json {action: {subaction: {frame: {pose, shape, trans (m)}}}}
+    images/<file_name>
+
+Splits (spec §5.6.1): ``train`` = subjects 1, 5, 6, 7, 8, every 5th frame, all cameras; ``test`` = subjects 9
+and 11, every 64th frame, camera 4. The test split uses the ground-truth box (the reference's RootNet boxes
+are for its broken evaluation only) and is not augmented unless asked.
+
+The SMPL fits live in the H36M world frame: :func:`~hap3d.data.fit.compute_fit_targets` merges the camera
+rotation into the root and re-derives the translation (``PersonRecord.world_to_cam``).
+
+``reference_compat`` changes nothing here: the reference reader has no quirk with a numerical effect beyond
+those :class:`~hap3d.data.base.TrainDataset` handles for every set (joints_mask = GT truncation, #23).
+
+Records are stored column-wise (:class:`PackedRecords`): ~300k people as a few arrays rather than ~300k Python
+objects, which data-loader workers would otherwise copy page by page.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hap3d.body.joints import H36M17
+from hap3d.data.base import PersonRecord, TrainDataset
+from hap3d.data.fit import FitModel, FitTargets
+from hap3d.data.io import DataError, as_array, load_json, require
+from hap3d.data.transforms import Augmentation, process_bbox
+
+log = logging.getLogger(__name__)
+
+SPLITS = {  # subjects, frame subsampling, cameras (None = all)
+    "train": ((1, 5, 6, 7, 8), 5, None),
+    "test": ((9, 11), 64, ("4",)),
+}
+NEAR_JOINTS = 17  # COCO17 near-person joints
+
+
+def read_fit(entry: object, path: Path, where: str) -> dict[str, np.ndarray]:
+    """{pose (72), shape (10), trans (3)} from one SMPL-parameter entry."""
+    return {
+        "pose": as_array(require(entry, "pose", path, where), (72,), path, where + ".pose"),
+        "shape": as_array(require(entry, "shape", path, where), (10,), path, where + ".shape"),
+        "trans": as_array(require(entry, "trans", path, where), (3,), path, where + ".trans"),
+    }
+
+
+def cam_to_pixel(cam: np.ndarray, focal: np.ndarray, princpt: np.ndarray) -> np.ndarray:
+    """(J, 3) camera-frame points -> pixel x, y and the camera depth z (same unit as the input)."""
+    x = cam[:, 0] / cam[:, 2] * focal[0] + princpt[0]
+    y = cam[:, 1] / cam[:, 2] * focal[1] + princpt[1]
+    return np.stack([x, y, cam[:, 2]], 1)
+
+
+class PackedRecords(Sequence[PersonRecord]):
+    """Read-only sequence of :class:`PersonRecord` kept as a few large arrays; items are rebuilt as copies.
+
+    A list of records costs ~2.7 kB of Python objects per person and, in forked data-loader workers, every
+    access touches reference counts and un-shares memory pages; flat arrays cost ~1 kB and stay shared.
+    Optional fields (joint_cam, focal, princpt, world_to_cam) must be set on all records or on none; a
+    missing fit is allowed per record. ``fit_extra`` is not stored (these readers do not use it).
+    """
+
+    OPTIONAL = ("joint_cam", "focal", "princpt", "world_to_cam")
+
+    def __init__(self, records: Sequence[PersonRecord]) -> None:
+        n = len(records)
+        self._paths = np.array([os.fsencode(r.img_path) for r in records], dtype=np.bytes_) if n else np.zeros(0, "S1")
+        self._img_size = np.array([r.img_size for r in records], np.int32).reshape(n, 2)
+        self._bbox = np.array([r.bbox for r in records], np.float32).reshape(n, 4)
+        self._tight = np.array([r.tight_bbox for r in records], np.float32).reshape(n, 4)
+        self._joints = np.stack([r.joints for r in records]).astype(np.float32) if n else None
+        self._valid = np.stack([r.valid for r in records]).astype(np.float32) if n else None
+        self._has_fit = np.array([r.fit is not None for r in records], bool)
+        self._fit = np.zeros((n, 85), np.float32)
+        for i, r in enumerate(records):
+            if r.fit is not None:
+                self._fit[i] = np.concatenate([r.fit["pose"].reshape(72), r.fit["shape"].reshape(10), r.fit["trans"].reshape(3)])
+        self._optional: dict[str, np.ndarray | None] = {}
+        for name in self.OPTIONAL:
+            values = [getattr(r, name) for r in records]
+            if not values or any(v is None for v in values):
+                if not all(v is None for v in values):
+                    raise ValueError(f"PackedRecords: '{name}' is set on some records only")
+                self._optional[name] = None
+                continue
+            if name == "world_to_cam":
+                values = [np.concatenate([np.asarray(rot).reshape(9), np.asarray(t).reshape(3)]) for rot, t in values]
+            self._optional[name] = np.stack(values).astype(np.float32)
+        counts = [len(r.near_joints) for r in records]
+        self._near_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        near = [nj for r in records for nj in r.near_joints]
+        self._near = np.stack(near).astype(np.float32) if near else np.zeros((0, NEAR_JOINTS, 3), np.float32)
+
+    @classmethod
+    def concat(cls, parts: Sequence[PackedRecords]) -> PackedRecords:
+        """One store from several (e.g. one per subject, so that only one subject is ever unpacked)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls([])
+        out = cls.__new__(cls)
+        for name in ("_paths", "_img_size", "_bbox", "_tight", "_joints", "_valid", "_has_fit", "_fit", "_near"):
+            setattr(out, name, np.concatenate([getattr(p, name) for p in parts]))
+        out._optional = {}
+        for name in cls.OPTIONAL:
+            values = [p._optional[name] for p in parts]
+            if any(v is None for v in values) and not all(v is None for v in values):
+                raise ValueError(f"PackedRecords.concat: '{name}' is set in some parts only")
+            out._optional[name] = None if values[0] is None else np.concatenate(values)
+        offsets = np.cumsum([0] + [len(p._near) for p in parts[:-1]])
+        out._near_start = np.concatenate([[0]] + [p._near_start[1:] + o for p, o in zip(parts, offsets)]).astype(np.int64)
+        return out
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, idx):  # type: ignore[override]
+        if isinstance(idx, slice):
+            return [self[i] for i in range(*idx.indices(len(self)))]
+        n = len(self)
+        if not -n <= idx < n:
+            raise IndexError(f"record index {idx} out of range for {n} records")
+        i = int(idx) % n
+
+        def opt(name: str) -> np.ndarray | None:
+            col = self._optional[name]
+            return None if col is None else col[i].copy()
+
+        w2c = opt("world_to_cam")
+        fit = self._fit[i]
+        return PersonRecord(
+            img_path=Path(os.fsdecode(self._paths[i])),
+            img_size=(int(self._img_size[i, 0]), int(self._img_size[i, 1])),
+            bbox=self._bbox[i].copy(),
+            tight_bbox=self._tight[i].copy(),
+            joints=self._joints[i].copy(),
+            valid=self._valid[i].copy(),
+            joint_cam=opt("joint_cam"),
+            fit={"pose": fit[:72].copy(), "shape": fit[72:82].copy(), "trans": fit[82:].copy()} if self._has_fit[i] else None,
+            focal=opt("focal"),
+            princpt=opt("princpt"),
+            world_to_cam=None if w2c is None else (w2c[:9].reshape(3, 3), w2c[9:]),
+            near_joints=list(self._near[self._near_start[i] : self._near_start[i + 1]].copy()),
+        )
+
+    def __iter__(self) -> Iterator[PersonRecord]:
+        return (self[i] for i in range(len(self)))
+
+
+class Human36M(TrainDataset):
+    name = "Human36M"
+    joint_set = "h36m17"
+    is_3d = True
+    # every H36M joint COCO also names (Pelvis, Torso, Neck and Head_top keep their ground truth)
+    posefix_joints = (
+        "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "Nose", "L_Shoulder", "L_Elbow", "L_Wrist",
+        "R_Shoulder", "R_Elbow", "R_Wrist",
+    )
+
+    def __init__(
+        self,
+        root: str | Path,
+        fit_model: FitModel | None,
+        reference_compat: bool = True,
+        seed: int = 0,
+        strict: bool = False,
+        augment: bool | None = None,
+        split: str = "train",
+    ) -> None:
+        """``augment`` None means: augment the train split, not the test split."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown Human36M split {split!r}; known: {', '.join(SPLITS)}")
+        self.split = split
+        self.filter_counts: dict[str, int] = {}
+        super().__init__(root, fit_model, reference_compat, seed, strict, split == "train" if augment is None else augment)
+
+    def annotation_file(self, subject: int, kind: str) -> Path:
+        return self.root / "annotations" / f"Human36M_subject{subject}_{kind}.json"
+
+    def load(self) -> PackedRecords:
+        subjects, every, cameras = SPLITS[self.split]
+        self.filter_counts = dict.fromkeys(
+            ("annotations", "other_frame", "other_camera", "degenerate_bbox", "kept", "kept_without_fit"), 0
+        )
+        records = PackedRecords.concat([self._load_subject(s, every, cameras) for s in subjects])
+        c = self.filter_counts
+        log.info(
+            "Human36M %s: %d of %d annotations kept (%d without SMPL fit); dropped: %d by frame subsampling, "
+            "%d by camera, %d degenerate boxes", self.split, c["kept"], c["annotations"], c["kept_without_fit"],
+            c["other_frame"], c["other_camera"], c["degenerate_bbox"],
+        )
+        return records
+
+    def _load_subject(self, subject: int, every: int, cameras: tuple[str, ...] | None) -> PackedRecords:
+        """The kept people of one subject; its JSON is released before the next subject is read."""
+        data_path = self.annotation_file(subject, "data")
+        db = load_json(data_path, f"Human3.6M subject {subject} annotations")
+        cam_path = self.annotation_file(subject, "camera")
+        cams_raw = load_json(cam_path, f"Human3.6M subject {subject} cameras")
+        joint_path = self.annotation_file(subject, "joint_3d")
+        joints_raw = load_json(joint_path, f"Human3.6M subject {subject} 3D joints")
+        fit_path = self.annotation_file(subject, "smpl_param")
+        fits_raw = load_json(fit_path, f"Human3.6M subject {subject} SMPL fits")
+
+        images = {int(require(im, "id", data_path, "an image record")): im for im in require(db, "images", data_path, "the file")}
+        camera_cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        out: list[PersonRecord] = []
+        counts = self.filter_counts
+        for ann in require(db, "annotations", data_path, "the file"):
+            aid = int(require(ann, "id", data_path, "an annotation"))
+            where = f"annotation {aid}"
+            counts["annotations"] += 1
+            image_id = int(require(ann, "image_id", data_path, where))
+            img = images.get(image_id)
+            if img is None:
+                raise DataError(f"{data_path}: {where} refers to image_id {image_id}, which is not in 'images'")
+            iwhere = f"image {image_id}"
+            frame = int(require(img, "frame_idx", data_path, iwhere))
+            if frame % every != 0:
+                counts["other_frame"] += 1
+                continue
+            cam_idx = str(require(img, "cam_idx", data_path, iwhere))
+            if cameras is not None and cam_idx not in cameras:
+                counts["other_camera"] += 1
+                continue
+            img_subject = int(require(img, "subject", data_path, iwhere))
+            if img_subject != subject:
+                raise DataError(f"{data_path}: {iwhere} has subject {img_subject}, but the file is subject {subject}'s")
+            width, height = int(require(img, "width", data_path, iwhere)), int(require(img, "height", data_path, iwhere))
+            tight = as_array(require(ann, "bbox", data_path, where), (4,), data_path, where + " 'bbox'")
+            bbox = process_bbox(tight, width, height)
+            if bbox is None:
+                counts["degenerate_bbox"] += 1
+                continue
+
+            if cam_idx not in camera_cache:
+                camera_cache[cam_idx] = self._camera(cams_raw, cam_idx, cam_path, iwhere)
+            rot, t, focal, princpt = camera_cache[cam_idx]
+            key = tuple(str(require(img, k, data_path, iwhere)) for k in ("action_idx", "subaction_idx")) + (str(frame),)
+            world = self._lookup(joints_raw, key, joint_path, iwhere)
+            joint_cam = as_array(world, (17, 3), joint_path, "joints " + "/".join(key)) @ rot.T + t[None]
+
+            fit_entry = self._lookup(fits_raw, key, fit_path, iwhere, missing_ok=True)
+            fit = None if fit_entry is None else read_fit(fit_entry, fit_path, "fit " + "/".join(key))
+            counts["kept"] += 1
+            counts["kept_without_fit"] += fit is None
+            out.append(
+                PersonRecord(
+                    img_path=self.root / "images" / str(require(img, "file_name", data_path, iwhere)),
+                    img_size=(height, width),
+                    bbox=bbox,
+                    tight_bbox=tight,
+                    joints=cam_to_pixel(joint_cam, focal, princpt),
+                    valid=np.ones((17, 1), np.float32),
+                    joint_cam=joint_cam,
+                    fit=fit,
+                    focal=focal,
+                    princpt=princpt,
+                    world_to_cam=(rot, t / 1000.0),
+                )
+            )
+        return PackedRecords(out)
+
+    @staticmethod
+    def _camera(cams: object, cam_idx: str, path: Path, needed_by: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(R, t mm, focal, principal point) of one camera."""
+        if not isinstance(cams, dict) or cam_idx not in cams:
+            raise DataError(f"{path}: no camera '{cam_idx}' (needed by {needed_by})")
+        cam, where = cams[cam_idx], f"camera '{cam_idx}'"
+        return (
+            as_array(require(cam, "R", path, where), (3, 3), path, where + " 'R'"),
+            as_array(require(cam, "t", path, where), (3,), path, where + " 't'"),
+            as_array(require(cam, "f", path, where), (2,), path, where + " 'f'"),
+            as_array(require(cam, "c", path, where), (2,), path, where + " 'c'"),
+        )
+
+    @staticmethod
+    def _lookup(tree: object, key: tuple[str, ...], path: Path, needed_by: str, missing_ok: bool = False) -> object:
+        """tree[action][subaction][frame]; a missing entry is None if ``missing_ok`` (no SMPL fit), else an error."""
+        node = tree
+        for depth, k in enumerate(key):
+            level = ("action", "subaction", "frame")[depth]
+            if not isinstance(node, dict):
+                at = "/".join(key[:depth]) or "the top level"
+                raise DataError(f"{path}: expected a mapping of {level}s at {at}, got {type(node).__name__}")
+            if k not in node:
+                if missing_ok:
+                    return None
+                raise DataError(f"{path}: no entry for {level} '{k}' at {'/'.join(key[:depth + 1])} (needed by {needed_by})")
+            node = node[k]
+        return node
+
+    def fit_is_valid(self, rec: PersonRecord, gt_cam_mm: np.ndarray | None, fit: FitTargets, aug: Augmentation) -> bool:
+        """The reference's 25 mm rule on all 17 H36M joints."""
+        return self.fit_error_check(gt_cam_mm, fit, H36M17)
