@@ -151,3 +151,12 @@ def test_batch_of_three_matches_per_sample(body_dir):
         full = model(img, joints, mask)["smpl_pose"]
         single = torch.cat([model(img[i : i + 1], joints[i : i + 1], mask[i : i + 1])["smpl_pose"] for i in range(3)])
     torch.testing.assert_close(full, single, atol=1e-5, rtol=1e-4)
+
+
+def test_amp_auto_resolution(monkeypatch):
+    from hap3d import utils
+
+    monkeypatch.setattr(utils, "native_bf16", lambda device_type="cpu": True)
+    assert utils.resolve_amp("auto", "cpu") == "bf16"
+    monkeypatch.setattr(utils, "native_bf16", lambda device_type="cpu": False)
+    assert utils.resolve_amp("auto", "cpu") == "none" and utils.resolve_amp("fp16", "cpu") == "fp16"

@@ -191,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--body-model-dir", help="folder with smpl/ (default: a procedural stand-in, with a warning)")
     d.add_argument("--out", default="demo_out")
     d.add_argument("--device", default="auto")
-    d.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    d.add_argument("--amp", default="auto", choices=["auto", "none", "bf16", "fp16"],
+                   help="auto: bf16 where the hardware supports it natively, else fp32")
     d.add_argument("--batch-size", type=int, default=16)
     d.add_argument("--formats", default="obj,ply,glb", help="mesh formats, comma-separated (empty: none)")
     d.add_argument("--backend", default="auto", choices=["auto", "raster", "egl"], help="renderer")

@@ -20,6 +20,7 @@ from hap3d.data.transforms import apply_affine, crop_image, inside_mask, joints_
 from hap3d.body.joints import convert_joints
 from hap3d.infer.keypoints import coco19_from_coco17
 from hap3d.model.hap import HapModel
+from hap3d.utils import resolve_amp
 
 log = logging.getLogger(__name__)
 CONF_THR = 0.1  # the reference demo's keypoint threshold
@@ -64,10 +65,12 @@ class PreparedPerson:
 class Predictor:
     """Run a :class:`HapModel` on images with 2D keypoints (the Python API behind ``hap3d demo``)."""
 
-    def __init__(self, model: HapModel, device: str | torch.device = "cpu", amp: str = "none", batch_size: int = 16) -> None:
+    def __init__(self, model: HapModel, device: str | torch.device = "cpu", amp: str = "auto", batch_size: int = 16) -> None:
+        """``amp='auto'`` uses bf16 autocast where the hardware runs it natively (see tests/test_model.py for
+        the tolerance it keeps against fp32) and fp32 elsewhere."""
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.amp = amp
+        self.amp = resolve_amp(amp, self.device.type)
         self.batch_size = batch_size
 
     @property
