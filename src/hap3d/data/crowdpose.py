@@ -8,18 +8,21 @@ Layout under ``root`` (``CrowdPose``)::
 
 Reference differences (spec §10 #19), reproduced only under ``reference_compat``:
 
-* the image width and height are swapped. The reference did it to undo the reversed sizes of the first
-  ``crowdpose_train.json`` release; the file was corrected in 2021 (jeffffffli/CrowdPose#12), so with the
-  current file the swap clips boxes and mirrors joints with the wrong width. Fixed mode uses the file's sizes.
+* the annotated image width and height are swapped. That undid the reversed sizes of the
+  ``crowdpose_train.json`` release it was built on; upstream corrected the file in 2021
+  (jeffffffli/CrowdPose#12), and with that file the swap clips boxes and mirrors joints with the wrong width.
+  Fixed mode reads each image's real size from its file header, which is right for either file version.
 * the flip pairs are wrong (:data:`CROWDPOSE_REFERENCE_FLIP_PAIRS`: a shoulder ends up in the elbow row, ...).
 * a fit is kept only when ``fit_err >= 5.0``, which keeps the *bad* fits; fixed mode keeps ``fit_err < 5.0``.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from hap3d.body.joints import CROWDPOSE_REFERENCE_FLIP_PAIRS, convert_joints
 from hap3d.data.base import PersonRecord, TrainDataset, overlapping_people
@@ -27,9 +30,11 @@ from hap3d.data.coco import add_mid_joint, read_neuralannot
 from hap3d.data.io import DataError, as_array, load_json, require
 from hap3d.data.transforms import process_bbox
 
+log = logging.getLogger(__name__)
+
 NEURALANNOT = "CrowdPose_train_SMPL_NeuralAnnot.json"
 NUM_KEYPOINTS = 14
-FIT_ERR_THRESHOLD = 5.0  # NeuralAnnot fitting error, in 64-space pixels
+FIT_ERR_THRESHOLD = 5.0  # on NeuralAnnot's fit_err (the reference calls it pixels in 64-space)
 
 
 def read_fit_errors(path: Path) -> dict[int, float]:
@@ -44,6 +49,15 @@ def read_fit_errors(path: Path) -> dict[int, float]:
             raise DataError(f"{path}: entry {aid} field 'fit_err' is not a number ({value!r})")
         out[int(aid)] = float(value)
     return out
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the image file's header (no decoding), or None when it cannot be read."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except OSError:
+        return None
 
 
 class CrowdPose(TrainDataset):
@@ -71,36 +85,59 @@ class CrowdPose(TrainDataset):
         """The reference keeps fits with a *large* error (inverted test); fixed mode keeps the accurate ones."""
         return fit_err >= FIT_ERR_THRESHOLD if self.reference_compat else fit_err < FIT_ERR_THRESHOLD
 
+    def _image_size(self, img: dict, image_id: int, path: Path) -> tuple[int, int]:
+        """(width, height) used for box clipping and flips: swapped annotation (reference) or the real one."""
+        width, height = int(require(img, "width", path, f"image {image_id}")), int(require(img, "height", path, f"image {image_id}"))
+        if self.reference_compat:
+            return height, width
+        real = image_size(self.root / "images" / str(require(img, "file_name", path, f"image {image_id}")))
+        if real is None:
+            self.filter_counts["images_size_unchecked"] += 1
+            return width, height
+        self.filter_counts["images_size_corrected"] += real != (width, height)
+        return real
+
     def load(self) -> list[PersonRecord]:
         path = self.annotation_file
         db = load_json(path, "CrowdPose annotation file")
         fits = read_neuralannot(self.neuralannot_file)
         fit_errors = read_fit_errors(self.neuralannot_file)
         images = {int(require(im, "id", path, "an image record")): im for im in require(db, "images", path, "the file")}
+        counts = self.filter_counts = dict.fromkeys(
+            ("annotations", "no_keypoints", "degenerate_bbox", "kept", "kept_without_fit", "fit_rejected",
+             "images_size_corrected", "images_size_unchecked"), 0
+        )
+        sizes: dict[int, tuple[int, int]] = {}
         by_image: dict[int, list[PersonRecord]] = {}
         for ann in require(db, "annotations", path, "the file"):
             aid = int(require(ann, "id", path, "an annotation"))
             where = f"annotation {aid}"
+            counts["annotations"] += 1
             image_id = int(require(ann, "image_id", path, where))
             img = images.get(image_id)
             if img is None:
                 raise DataError(f"{path}: {where} refers to image_id {image_id}, which is not in 'images'")
-            width, height = int(require(img, "width", path, f"image {image_id}")), int(require(img, "height", path, f"image {image_id}"))
-            if self.reference_compat:
-                width, height = height, width
+            if image_id not in sizes:
+                sizes[image_id] = self._image_size(img, image_id, path)
+            width, height = sizes[image_id]
             kps = as_array(require(ann, "keypoints", path, where), (NUM_KEYPOINTS, 3), path, where + " 'keypoints'")
             if kps.sum() == 0:
+                counts["no_keypoints"] += 1
                 continue
             tight = as_array(require(ann, "bbox", path, where), (4,), path, where + " 'bbox'")
             bbox = process_bbox(tight, width, height)
             if bbox is None:
+                counts["degenerate_bbox"] += 1
                 continue
             kps = add_mid_joint(kps, 6, 7)  # pelvis = mid-hip
             valid = (kps[:, 2:3] > 0).astype(np.float32)
             kps[:, 2] = valid[:, 0]
             fit = fits.get(aid)
             if fit is not None and not self.keep_fit(fit_errors[aid]):
+                counts["fit_rejected"] += 1
                 fit = None
+            counts["kept"] += 1
+            counts["kept_without_fit"] += fit is None
             by_image.setdefault(image_id, []).append(
                 PersonRecord(
                     img_path=self.root / "images" / str(require(img, "file_name", path, f"image {image_id}")),
@@ -120,4 +157,12 @@ class CrowdPose(TrainDataset):
             for person, near in zip(people, overlapping_people(np.stack([p.tight_bbox for p in people]))):
                 person.near_joints = [convert_joints(people[k].joints, self.joint_set, "coco17") for k in near]
             records.extend(people)
+        log.info(
+            "CrowdPose: %d of %d annotations kept (%d without SMPL fit, %d of them by the fit_err %s %.1f rule); "
+            "dropped: %d without keypoints, %d degenerate boxes; image sizes taken from the file where the "
+            "annotation differs: %d, unreadable images (annotated size used): %d", counts["kept"], counts["annotations"],
+            counts["kept_without_fit"], counts["fit_rejected"], "<" if self.reference_compat else ">=",
+            FIT_ERR_THRESHOLD, counts["no_keypoints"], counts["degenerate_bbox"], counts["images_size_corrected"],
+            counts["images_size_unchecked"],
+        )
         return records

@@ -14,6 +14,7 @@ fit, so with ``reference_compat: false`` MPII does too (:class:`TrainDataset` sw
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,8 @@ from hap3d.data.base import PersonRecord, TrainDataset, overlapping_people
 from hap3d.data.coco import read_neuralannot
 from hap3d.data.io import DataError, as_array, load_json, require
 from hap3d.data.transforms import process_bbox
+
+log = logging.getLogger(__name__)
 
 NEURALANNOT = "MPII_train_SMPL_NeuralAnnot.json"
 NUM_KEYPOINTS = 16
@@ -53,10 +56,12 @@ class MPII(TrainDataset):
         db = load_json(path, "MPII annotation file")
         fits = read_neuralannot(self.neuralannot_file)
         images = {int(require(im, "id", path, "an image record")): im for im in require(db, "images", path, "the file")}
+        counts = self.filter_counts = dict.fromkeys(("annotations", "degenerate_bbox", "kept", "kept_without_fit"), 0)
         by_image: dict[int, list[PersonRecord]] = {}
         for ann in require(db, "annotations", path, "the file"):
             aid = int(require(ann, "id", path, "an annotation"))
             where = f"annotation {aid}"
+            counts["annotations"] += 1
             image_id = int(require(ann, "image_id", path, where))
             img = images.get(image_id)
             if img is None:
@@ -65,11 +70,14 @@ class MPII(TrainDataset):
             tight = as_array(require(ann, "bbox", path, where), (4,), path, where + " 'bbox'")
             bbox = process_bbox(tight, width, height)
             if bbox is None:
+                counts["degenerate_bbox"] += 1
                 continue
             kps = as_array(require(ann, "keypoints", path, where), (NUM_KEYPOINTS, 3), path, where + " 'keypoints'")
             valid = (kps[:, 2:3] > 0).astype(np.float32)
             kps[:, 2] = valid[:, 0]
             fit = fits.get(aid)
+            counts["kept"] += 1
+            counts["kept_without_fit"] += fit is None
             by_image.setdefault(image_id, []).append(
                 PersonRecord(
                     img_path=self.root / "data" / str(require(img, "file_name", path, f"image {image_id}")),
@@ -88,4 +96,8 @@ class MPII(TrainDataset):
             for person, near in zip(people, overlapping_people(np.stack([p.tight_bbox for p in people]))):
                 person.near_joints = [convert_joints(people[k].joints, self.joint_set, "coco17") for k in near]
             records.extend(people)
+        log.info(
+            "MPII: %d of %d annotations kept (%d without SMPL fit); dropped: %d degenerate boxes",
+            counts["kept"], counts["annotations"], counts["kept_without_fit"], counts["degenerate_bbox"],
+        )
         return records

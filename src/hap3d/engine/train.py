@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from hap3d.config import Config, to_dict
+from hap3d.data.mix import set_epoch
 from hap3d.engine.distributed import DistInfo, all_reduce_mean
 from hap3d.engine.logging import RunLogger
 from hap3d.model.checkpoint import NUMPY_SAFE_GLOBALS, save_model_checkpoint
@@ -229,8 +230,7 @@ class Trainer:
         while self.epoch < cfg.train.end_epoch:
             epoch = self.epoch
             self.sampler.set_epoch(epoch, self.step_in_epoch)
-            if hasattr(self.train_set, "set_epoch"):
-                self.train_set.set_epoch(epoch)
+            set_epoch(self.train_set, epoch)  # workers are started per epoch, so their copies see it
             self.ddp.train()
             if cfg.train.freeze_bn:  # running statistics instead of per-process batch statistics
                 for m in self.model.modules():

@@ -1,0 +1,335 @@
+"""``hap3d data check``: is a data root complete and readable, before hours of training find out?
+
+For every dataset the check lists the files the readers need (present / missing / empty / malformed, each
+with the path where it belongs), loads the dataset with its reader, counts the samples left after the
+reader's filters, tests that a sample of the image paths exists, and builds a few samples end to end
+(shapes, finite values, image size against the annotation).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hap3d.data import DATASETS, build_fit_model, dataset_class, dataset_root
+from hap3d.data.io import load_image
+from hap3d.utils import Hap3dError
+
+HAP_DATASETS = ("Human36M", "MuCo", "MSCOCO", "MPII", "PW3D")  # what HAP trains and tests on
+H36M_TRAIN_SUBJECTS = (1, 5, 6, 7, 8)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A file or folder a reader needs, relative to the dataset folder."""
+
+    rel: str
+    what: str
+    is_dir: bool = False
+    optional: bool = False
+    alternatives: tuple[str, ...] = ()  # other accepted locations
+
+
+LAYOUT: dict[str, tuple[Expected, ...]] = {
+    "Human36M": tuple(
+        Expected(f"annotations/Human36M_subject{s}_{kind}.json", f"Human3.6M subject {s} {kind.replace('_', ' ')}")
+        for s in H36M_TRAIN_SUBJECTS
+        for kind in ("data", "camera", "joint_3d", "smpl_param")
+    ) + (Expected("images", "Human3.6M images", is_dir=True),),
+    "MuCo": (
+        Expected("data/MuCo-3DHP.json", "MuCo-3DHP annotations"),
+        Expected("data/smpl_param.json", "MuCo SMPL fits"),
+    ),
+    "MSCOCO": (
+        Expected("annotations/person_keypoints_train2017.json", "COCO keypoint annotations"),
+        Expected("annotations/MSCOCO_train_SMPL_NeuralAnnot.json", "COCO NeuralAnnot SMPL fits",
+                 alternatives=("MSCOCO_train_SMPL_NeuralAnnot.json",)),
+        Expected("images/train2017", "COCO train2017 images", is_dir=True),
+    ),
+    "MPII": (
+        Expected("data/annotations/train.json", "MPII keypoint annotations"),
+        Expected("data/annotations/MPII_train_SMPL_NeuralAnnot.json", "MPII NeuralAnnot SMPL fits"),
+    ),
+    "PW3D": (
+        Expected("3DPW_latest_test.json", "3DPW test annotations"),
+        Expected("imageFiles", "3DPW image sequences", is_dir=True),
+        Expected("3DPW_latest_validation.json", "3DPW validation annotations (3DPW-Crowd)", optional=True),
+        Expected("3DPW_validation_crowd_hhrnet_result.json", "3DPW-Crowd HigherHRNet poses", optional=True),
+    ),
+    "CrowdPose": (
+        Expected("annotations/crowdpose_train.json", "CrowdPose keypoint annotations"),
+        Expected("annotations/CrowdPose_train_SMPL_NeuralAnnot.json", "CrowdPose NeuralAnnot SMPL fits"),
+        Expected("images", "CrowdPose images", is_dir=True),
+    ),
+}
+
+TRAIN_SHAPES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("inputs", "img"): (3, 256, 256),
+    ("inputs", "joints"): (30, 2),
+    ("inputs", "joints_mask"): (30, 1),
+    ("targets", "orig_joint_img"): (30, 3),
+    ("targets", "fit_joint_img"): (30, 3),
+    ("targets", "orig_joint_cam"): (30, 3),
+    ("targets", "fit_joint_cam"): (30, 3),
+    ("targets", "pose_param"): (72,),
+    ("targets", "shape_param"): (10,),
+    ("meta", "orig_joint_valid"): (30, 1),
+    ("meta", "orig_joint_trunc"): (30, 1),
+    ("meta", "fit_param_valid"): (72,),
+    ("meta", "fit_joint_trunc"): (30, 1),
+    ("meta", "is_valid_fit"): (),
+    ("meta", "is_3D"): (),
+}
+TEST_SHAPES: dict[tuple[str, str], tuple[int, ...]] = {
+    ("inputs", "img"): (3, 256, 256),
+    ("inputs", "joints"): (30, 3),
+    ("inputs", "joints_mask"): (30, 1),
+    ("targets", "smpl_pose"): (72,),
+    ("targets", "smpl_shape"): (10,),
+    ("targets", "smpl_trans"): (3,),
+}
+
+
+@dataclass
+class FileStatus:
+    path: Path
+    what: str
+    status: str  # present | missing | empty | malformed | absent (optional)
+
+
+@dataclass
+class DatasetCheck:
+    name: str
+    folder: Path
+    requested: bool
+    files: list[FileStatus] = field(default_factory=list)
+    samples: int | None = None
+    with_fit: int | None = None
+    filter_counts: dict[str, int] = field(default_factory=dict)  # the reader's own tally, when it keeps one
+    spot_ok: int = 0
+    spot_total: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)  # the dataset cannot be used
+    warnings: list[str] = field(default_factory=list)  # usable, but something looks wrong
+
+    @property
+    def status(self) -> str:
+        if self.errors:
+            return "FAIL" if self.requested else "SKIP"
+        return "WARN" if self.warnings else "OK"
+
+
+@dataclass
+class Report:
+    root: Path
+    datasets: list[DatasetCheck]
+    errors: list[str] = field(default_factory=list)  # problems not tied to one dataset
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors or any(d.status == "FAIL" for d in self.datasets) else 0
+
+    def format(self) -> str:
+        def num(v: int | None) -> str:
+            return "-" if v is None else f"{v:,}"
+
+        rows = [("dataset", "status", "samples", "with fit", "spot checks", "time", "folder")]
+        for d in self.datasets:
+            spot = f"{d.spot_ok}/{d.spot_total}" if d.spot_total else "-"
+            rows.append((d.name, d.status, num(d.samples), num(d.with_fit), spot, f"{d.seconds:.1f}s", str(d.folder)))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [f"data root: {self.root}", ""]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        counted = [d for d in self.datasets if d.filter_counts]
+        if counted:
+            lines += ["", "reader filters:"]
+            lines += [f"  {d.name}: " + ", ".join(f"{k} {v:,}" for k, v in d.filter_counts.items()) for d in counted]
+        for d in self.datasets:
+            bad = [f for f in d.files if f.status not in ("present", "absent (optional)")]
+            if not (bad or d.errors or d.warnings):
+                continue
+            lines += ["", f"{d.name} ({d.status}):"]
+            lines += [f"  {f.status}: {f.path}  ({f.what})" for f in bad]
+            lines += [f"  error: {e}" for e in d.errors]
+            lines += [f"  warning: {w}" for w in d.warnings]
+        if self.errors:
+            lines += [""] + [f"error: {e}" for e in self.errors]
+        if self.notes:
+            lines += [""] + [f"note: {n}" for n in self.notes]
+        lines += ["", "result: " + ("FAILED (see the errors above)" if self.exit_code else "OK")]
+        return "\n".join(lines)
+
+
+def _file_statuses(name: str, folder: Path) -> list[FileStatus]:
+    out = []
+    for exp in LAYOUT[name]:
+        candidates = [folder / exp.rel] + [folder / a for a in exp.alternatives]
+        found = next((c for c in candidates if (c.is_dir() if exp.is_dir else c.is_file())), None)
+        if found is None:
+            status = "absent (optional)" if exp.optional else "missing"
+            out.append(FileStatus(candidates[0], exp.what, status))
+        elif not exp.is_dir and found.stat().st_size == 0:
+            out.append(FileStatus(found, exp.what, "empty"))
+        else:
+            out.append(FileStatus(found, exp.what, "present"))
+    return out
+
+
+def _check_sample(sample: dict, shapes: dict[tuple[str, str], tuple[int, ...]]) -> list[str]:
+    """Contract violations of one built sample (missing keys, shapes, float32, finite values, image range)."""
+    problems = []
+    for (part, key), shape in shapes.items():
+        value = sample.get(part, {}).get(key)
+        if not isinstance(value, torch.Tensor):
+            problems.append(f"{part}.{key} missing or not a tensor ({type(value).__name__})")
+            continue
+        if tuple(value.shape) != shape:
+            problems.append(f"{part}.{key} has shape {tuple(value.shape)}, expected {shape}")
+        if value.is_floating_point() and value.dtype != torch.float32:  # a float64 tensor doubles batch memory
+            problems.append(f"{part}.{key} is {str(value.dtype).replace('torch.', '')}, expected float32")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            problems.append(f"{part}.{key} has non-finite values")
+    img = sample.get("inputs", {}).get("img")
+    if isinstance(img, torch.Tensor) and img.numel() and (img.min() < 0 or img.max() > 1):
+        problems.append(f"inputs.img outside [0, 1] (min {float(img.min()):.3g}, max {float(img.max()):.3g})")
+    return problems
+
+
+def _check_images(check: DatasetCheck, records, image_sample: int) -> None:
+    """Existence of the images of up to ``image_sample`` random records (stat-ing every image can take minutes)."""
+    picked = np.random.default_rng(0).choice(len(records), min(image_sample, len(records)), replace=False)
+    paths = sorted({str(records[int(i)].img_path) for i in picked})
+    missing = [p for p in paths if not Path(p).is_file()]
+    if len(missing) == len(paths):
+        check.errors.append(f"none of {len(paths)} sampled images exist, e.g. {missing[0]} (is the image folder linked?)")
+    elif missing:
+        check.warnings.append(f"{len(missing)} of {len(paths)} sampled images are missing, e.g. {missing[0]}")
+
+
+def _spot_check(check: DatasetCheck, ds, n: int, shapes: dict[tuple[str, str], tuple[int, ...]]) -> None:
+    indices = sorted({int(i) for i in np.linspace(0, len(ds) - 1, min(n, len(ds)))})
+    check.spot_total = len(indices)
+    wrong_size = []
+    for i in indices:
+        rec = ds.records[i]
+        try:
+            sample = ds[i]
+            problems = _check_sample(sample, shapes)
+            h, w = load_image(rec.img_path).shape[:2]
+        except Exception as err:  # any failure here is what the check exists to report
+            check.errors.append(f"sample {i} ({rec.img_path}) cannot be built: {type(err).__name__}: {err}")
+            continue
+        if (h, w) != tuple(rec.img_size):
+            wrong_size.append(f"{rec.img_path} is {w}x{h} (WxH), the reader uses {rec.img_size[1]}x{rec.img_size[0]}")
+        if problems:
+            check.errors.append(f"sample {i} ({rec.img_path}): " + "; ".join(problems))
+        else:
+            check.spot_ok += 1
+    if wrong_size:
+        check.warnings.append(
+            f"{len(wrong_size)} of {len(indices)} spot-checked images differ from the annotated size used for box "
+            f"clipping and flips, e.g. {wrong_size[0]}"
+            + (" (reference_compat swaps CrowdPose's width and height, quirk #19)" if check.name == "CrowdPose" else "")
+        )
+
+
+def _check_dataset(
+    name: str, root: Path, requested: bool, fit_model, reference_compat: bool, spot_checks: int, image_sample: int
+) -> DatasetCheck:
+    start = time.perf_counter()
+    folder = dataset_root(root, name)
+    check = DatasetCheck(name, folder, requested)
+    if not folder.is_dir():  # one line instead of every file inside
+        expected = [e.rel for e in LAYOUT[name] if not e.optional]
+        more = f" and {len(expected) - 3} more" if len(expected) > 3 else ""
+        check.errors.append(f"dataset folder not found: {folder} (it should hold {', '.join(expected[:3])}{more})")
+    else:
+        check.files = _file_statuses(name, folder)
+        try:
+            cls = dataset_class(name)
+            if name == "PW3D":
+                ds = cls(folder)
+            else:
+                ds = cls(folder, fit_model, reference_compat=reference_compat, strict=True)
+        except ImportError as err:
+            check.errors.append(f"the {name} reader is not available ({err})")
+        except Exception as err:  # the reader's message names the file and the problem
+            message = f"{type(err).__name__}: {err}" if not isinstance(err, Hap3dError) else str(err)
+            check.errors.append(f"cannot load: {message}")
+            for f in check.files:
+                if f.status == "present" and str(f.path) in message:
+                    f.status = "malformed"
+        else:
+            check.samples = len(ds)
+            check.filter_counts = dict(getattr(ds, "filter_counts", {}))
+            if name != "PW3D":
+                check.with_fit = sum(r.fit is not None for r in ds.records)
+            if len(ds) == 0:
+                check.errors.append("no sample survived the reader's filters")
+            else:
+                _check_images(check, ds.records, image_sample)
+                if not check.errors:
+                    _spot_check(check, ds, spot_checks, TEST_SHAPES if name == "PW3D" else TRAIN_SHAPES)
+    for f in check.files:
+        if f.status in ("missing", "empty", "malformed") and not check.errors:
+            check.warnings.append(f"{f.path} is {f.status} but the reader did not need it")
+    check.seconds = time.perf_counter() - start
+    return check
+
+
+def check_data_root(
+    root: Path,
+    datasets: Sequence[str] | None = None,
+    body_model_dir: Path | None = None,
+    spot_checks: int = 3,
+    reference_compat: bool = True,
+    image_sample: int = 500,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Check every requested dataset under ``root`` (seed README layout).
+
+    ``datasets`` None checks HAP's datasets (Human36M, MuCo, MSCOCO, MPII, PW3D) and any other known dataset
+    whose folder exists; only the requested ones (or HAP's) can fail the check. Without ``body_model_dir``
+    the samples are built without SMPL-fit targets.
+    """
+    root = Path(root)
+    if datasets is not None:
+        unknown = [d for d in datasets if d not in DATASETS]
+        if unknown:
+            raise Hap3dError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
+    requested = list(HAP_DATASETS if datasets is None else datasets)
+    extra = [d for d in DATASETS if datasets is None and d not in requested and dataset_root(root, d).is_dir()]
+    report = Report(root, [])
+    if not root.is_dir():
+        report.errors.append(f"data root not found: {root}")
+    fit_model = None
+    if body_model_dir is None:
+        report.notes.append("no body-model folder given: samples were built without SMPL-fit targets")
+    else:
+        try:
+            fit_model = build_fit_model(body_model_dir)
+        except Exception as err:
+            report.errors.append(f"body model in {body_model_dir} cannot be loaded: {err}")
+    for name in requested + extra:
+        if progress is not None:
+            progress(f"checking {name} ...")
+        report.datasets.append(
+            _check_dataset(name, root, name in requested, fit_model, reference_compat, spot_checks, image_sample)
+        )
+    return report
+
+
+def cmd_data_check(root: Path, body_model_dir: Path | None, datasets: Sequence[str] | None, reference_compat: bool = True) -> int:
+    """``hap3d data check``: print the report; exit code 1 when a requested dataset cannot be used."""
+    report = check_data_root(
+        Path(root), datasets, None if body_model_dir is None else Path(body_model_dir),
+        reference_compat=reference_compat, progress=lambda m: print(m, flush=True),
+    )
+    print(report.format())
+    return report.exit_code

@@ -1,0 +1,322 @@
+"""PoseFix-style synthetic input 2D poses (spec §5.3).
+
+Training feeds the network ground-truth 2D joints corrupted the way real 2D pose estimators fail (Moon et al.,
+PoseFix, CVPR 2019), so that it learns to cope with the detector poses it gets at test time. Each of the 17 COCO
+joints independently becomes one of five outcomes, defined with the OKS keypoint similarity
+``ks = exp(-d² / (2·area·(2σ)²))`` of the displacement ``d``:
+
+* ``good``   - close to the truth (ks > 0.85);
+* ``jitter`` - a moderate displacement around the truth (0.50 < ks < 0.85);
+* ``miss``   - a large displacement (0.10 < ks < 0.50) around the truth or around any other candidate;
+* ``inv``    - near the same person's left/right partner joint (left/right confusion);
+* ``swap``   - near this joint (or its partner) of an overlapping person.
+
+Each outcome is sampled by rejection: points drawn uniformly in angle and radius on a ring around a source
+candidate, kept only if no other candidate is closer than the test distance, so that e.g. a "jitter" never lands
+on somebody else's joint. Outcomes whose sampling produced nothing lose their probability, the rest are
+renormalised.
+
+Randomness: the reference drew from the global numpy RNG and Python's ``random``; here every draw comes from the
+numpy ``Generator`` passed in, so a sample is reproducible from its seed and independent of worker layout.
+Bit-identical streams to the reference are not a goal, only the same distribution. The sampling is reorganised for
+speed (the reference's ~11-50 ms per pose was its data loader's main cost) by steps that keep that distribution:
+
+* all joints, error types and sample points are drawn as arrays; the joints in two batches (see synthesize_pose);
+* a ring with no other candidate within reach keeps all its points, so it is not simulated: its survivor count is
+  known and, if it is chosen, one fresh point is drawn on it;
+* a uniform pick among survivors uses one uniform, ``int(u·count)``;
+* the reference pools ⌊S/4⌋ with-replacement draws from the S survivors of a miss ring around a non-gt candidate;
+  the survivors are i.i.d., so pooling its first ⌊S/4⌋ survivors gives a uniformly chosen pool element the same law.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from hap3d.body.joints import COCO17
+
+NUM_KPS = 17
+
+# COCO per-keypoint OKS constants σ (COCO 17 order); a joint's error radii scale with 2σ·√area.
+OKS_SIGMAS = np.array(
+    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
+) / 10.0
+
+# Left/right partners (COCO indices) that an "inv" error confuses.
+SYMMETRIC_PAIRS: tuple[tuple[int, int], ...] = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+PARTNER = np.array([next((a + b - j for a, b in SYMMETRIC_PAIRS if j in (a, b)), -1) for j in range(NUM_KPS)])
+
+ERROR_TYPES = ("jitter", "miss", "inv", "swap", "good")  # order of the columns of type_probabilities()
+
+# OKS similarities bounding the error rings: good < d(0.85) <= jitter <= d(0.50) <= miss <= d(0.10).
+KS_GOOD, KS_JITTER, KS_MISS = 0.85, 0.50, 0.10
+
+
+def _per_joint(groups: dict[tuple[int, ...], float]) -> np.ndarray:
+    """A (17,) table from {joint indices: probability}; every joint must be covered exactly once."""
+    out = np.full(NUM_KPS, np.nan)
+    for idx, p in groups.items():
+        out[list(idx)] = p
+    assert not np.isnan(out).any()
+    return out
+
+
+_FACE, _UPPER, _LOWER = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9, 10), (11, 12, 13, 14, 15, 16)
+_JITTER_GROUPS = ((0, 13, 14, 15, 16), (1, 2, 3, 4, 5, 6, 7, 8, 9, 10), (11, 12))  # nose/knees/ankles, eyes-wrists, hips
+_MISS_GROUPS = (_FACE, (5, 6, 15, 16), (7, 8, 9, 10, 11, 12, 13, 14))  # face, shoulders/ankles, the rest
+
+# Per-joint prior probability of each error type. Poses with few valid joints (occluded, truncated people) get more
+# jitter/miss; crowded ones (overlapping people) more swap. Tables keyed by an upper bound on num_valid are
+# searched in order: the first bound >= num_valid applies.
+JITTER_PROB: tuple[tuple[int, np.ndarray], ...] = (
+    (10, _per_joint(dict(zip(_JITTER_GROUPS, (0.15, 0.20, 0.25))))),
+    (NUM_KPS, _per_joint(dict(zip(_JITTER_GROUPS, (0.10, 0.15, 0.20))))),
+)
+MISS_PROB: tuple[tuple[int, np.ndarray], ...] = (
+    (5, _per_joint(dict(zip(_MISS_GROUPS, (0.15, 0.20, 0.25))))),
+    (10, _per_joint(dict(zip(_MISS_GROUPS, (0.10, 0.13, 0.15))))),
+    (NUM_KPS, _per_joint(dict(zip(_MISS_GROUPS, (0.02, 0.05, 0.10))))),
+)
+INV_PROB = _per_joint({_FACE: 0.01, _UPPER: 0.03, _LOWER: 0.06})
+SWAP_PROB_CROWDED = _per_joint({_FACE: 0.02, _UPPER: 0.15, _LOWER: 0.10})  # see is_crowded()
+SWAP_PROB_SPARSE = _per_joint({_FACE: 0.01, _UPPER: 0.06, _LOWER: 0.03})
+
+# Rejection sampling sizes of the reference (points per source candidate): jitter, inv and swap 500, miss 2000,
+# good 125. They are counted here in units of 125 points so that every sampled point lives in one (units, 125) array.
+_UNIT = 125
+_UNITS_PER_SOURCE = np.array([4, 16, 4, 4, 1])  # in ERROR_TYPES order
+_MISS, _SWAP = ERROR_TYPES.index("miss"), ERROR_TYPES.index("swap")
+
+
+def is_crowded(num_valid: int, num_overlap: int) -> bool:
+    """Whether the high swap table applies: few visible joints with any overlap, or many overlapping people."""
+    return (num_valid <= 10 and num_overlap > 0) or (num_valid <= 15 and num_overlap >= 3)
+
+
+def type_probabilities(num_valid: int, num_overlap: int) -> np.ndarray:
+    """(17, 5) prior probabilities in ERROR_TYPES order; ``good`` takes the remainder."""
+    jitter = next(t for bound, t in JITTER_PROB if num_valid <= bound)
+    miss = next(t for bound, t in MISS_PROB if num_valid <= bound)
+    swap = SWAP_PROB_CROWDED if is_crowded(num_valid, num_overlap) else SWAP_PROB_SPARSE
+    good = 1.0 - (jitter + miss + INV_PROB + swap)
+    return np.stack([jitter, miss, INV_PROB, swap, good], axis=1)
+
+
+def oks_radius(ks: float, area: float) -> np.ndarray:
+    """(17,) displacement at which a joint's OKS similarity equals ``ks``: sqrt(-2·area·(2σ)²·ln ks)."""
+    return np.sqrt(-2.0 * area * (2.0 * OKS_SIGMAS) ** 2 * math.log(ks))
+
+
+def crop_box_area(tight_bbox_xywh: Sequence[float], img2bb_trans: np.ndarray) -> float:
+    """Area of the tight box once mapped into the crop (side lengths of the transformed box; rotation-invariant)."""
+    x, y, w, h = (float(v) for v in tight_bbox_xywh[:4])
+    corners = np.array([[x, y, 1.0], [x + w, y, 1.0], [x + w, y + h, 1.0]]) @ np.asarray(img2bb_trans, float).T
+    return float(np.linalg.norm(corners[1] - corners[0]) * np.linalg.norm(corners[2] - corners[1]))
+
+
+def synthesize_pose(
+    coco_joints: np.ndarray,
+    tight_bbox_xywh: Sequence[float],
+    near_joints: np.ndarray,
+    num_overlap: int,
+    img2bb_trans: np.ndarray,
+    rng: np.random.Generator,
+    reference_quirks: bool = True,
+) -> np.ndarray:
+    """Corrupt the 17 COCO joints (crop pixels; column 2 = valid) into a plausible detector output.
+
+    ``near_joints`` (K, >=17, 3) are the overlapping people's joints in the same crop space (column 2 > 0 marks a
+    usable joint). Returns (17, 3) float32 rows ``(x, y, 1)``, or ``(0, 0, 0)`` for a joint where no error type could
+    be sampled.
+
+    The reference walks j = 0..16 updating the pose in place; the only way an earlier result reaches a later joint is
+    the ``inv`` candidate (the partner's position). So joints are drawn in two vectorised batches, first those whose
+    partner comes later (or that have none), then those whose partner comes earlier, which is the same dependence.
+
+    ``reference_quirks`` keeps two reference behaviours (spec §10 #21, #22): the ``inv`` candidate of a joint whose
+    partner comes earlier is the partner's already-corrupted position, and when there is no ``inv`` candidate the
+    swap sampling still skips and references the candidate in the inv slot (the first swap-inv one). ``False`` uses
+    the partner's original position and ignores the inv slot when it is empty.
+    """
+    joints = np.asarray(coco_joints, dtype=np.float64)[:NUM_KPS]
+    near = np.asarray(near_joints, dtype=np.float64)[:, :NUM_KPS]
+    area = crop_box_area(tight_bbox_xywh, img2bb_trans)
+    radii = np.stack([oks_radius(ks, area) for ks in (KS_GOOD, KS_JITTER, KS_MISS)], axis=1)  # (17, 3)
+    valid = joints[:, 2] > 0
+    prior = type_probabilities(int(valid.sum()), num_overlap)
+
+    # Candidates per joint, padded to a common count: [gt, swap..., inv?, swap-inv...] (spec §5.3 step 1).
+    near_valid = near[:, :, 2] > 0
+    n_swap = near_valid.sum(axis=0)
+    has_inv = (PARTNER >= 0) & valid[PARTNER]
+    n_swap_inv = np.where(PARTNER >= 0, n_swap[PARTNER], 0)
+    n_cands = 1 + n_swap + has_inv + n_swap_inv
+    cands = np.zeros((NUM_KPS, int(n_cands.max()), 2))
+    cand_ok = np.arange(cands.shape[1]) < n_cands[:, None]
+    for j in range(NUM_KPS):
+        p = PARTNER[j]
+        partner_near = near[near_valid[:, p], p, :2] if p >= 0 else np.empty((0, 2))
+        cands[j, : n_cands[j]] = np.concatenate([joints[j, None, :2], near[near_valid[:, j], j, :2],
+                                                 joints[[p] if has_inv[j] else [], :2], partner_near])
+    inv_slot = np.where(has_inv, 1 + n_swap, -1)
+    if reference_quirks:  # the inv slot index is used even when it holds the first swap-inv candidate
+        swap_skip = np.where(1 + n_swap < n_cands, 1 + n_swap, -1)
+    else:
+        swap_skip = inv_slot
+
+    synth = joints.astype(np.float32)
+    inv_source = synth if reference_quirks else joints
+    later = (PARTNER < 0) | (PARTNER > np.arange(NUM_KPS))
+    for batch in (np.flatnonzero(later), np.flatnonzero(~later)):
+        with_inv = batch[has_inv[batch]]
+        cands[with_inv, inv_slot[with_inv]] = inv_source[PARTNER[with_inv], :2]
+        width = int(n_cands[batch].max())
+        synth[batch] = _sample_joints(
+            cands[batch, :width], cand_ok[batch, :width], inv_slot[batch], swap_skip[batch], radii[batch],
+            prior[batch], rng,
+        )
+    return synth
+
+
+def _sample_joints(
+    cands: np.ndarray,
+    cand_ok: np.ndarray,
+    inv_slot: np.ndarray,
+    swap_skip: np.ndarray,
+    radii: np.ndarray,
+    prior: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Draw the outcome of several independent joints; returns (J, 3) rows (x, y, 1), or zeros if nothing survives.
+
+    ``cands`` (J, M, 2) hold each joint's candidates (``cand_ok`` marks the real ones), ``inv_slot`` / ``swap_skip``
+    their inv slot (-1: none), ``radii`` (J, 3) the d(0.85), d(0.50), d(0.10) distances and ``prior`` (J, 5) the
+    type probabilities.
+
+    Samples come in groups: one source candidate, a ring of radii [lo, hi) around it, and the reference candidates
+    its points must stay clear of (farther than the point's own radius, or than d(0.50) for miss). Each joint has the
+    groups jitter, miss per candidate, inv, swap per source and good, laid out on a common template. Only groups with
+    a reference within reach of their ring are simulated; in the others every point survives, so their survivor
+    count is known and a chosen point is drawn fresh on the ring (same law, a fraction of the work).
+    """
+    n_joints, m = cand_ok.shape
+    rows = np.arange(n_joints)
+    slots = np.arange(m)
+    kind = np.repeat(np.arange(5), [1, m, 1, m - 1, 1])  # group template, ERROR_TYPES order
+    src = np.concatenate(
+        [np.zeros((n_joints, 1), int), np.broadcast_to(slots, (n_joints, m)), np.maximum(inv_slot, 0)[:, None],
+         np.broadcast_to(slots[1:], (n_joints, m - 1)), np.zeros((n_joints, 1), int)], axis=1,
+    )
+    group_ok = np.concatenate(
+        [np.ones((n_joints, 1), bool), cand_ok, (inv_slot >= 0)[:, None],
+         cand_ok[:, 1:] & (slots[1:] != swap_skip[:, None]), np.ones((n_joints, 1), bool)], axis=1,
+    )
+    d_good, d_jitter, d_miss = radii.T
+    zero = np.zeros(n_joints)
+    r_lo = np.stack([d_good, d_jitter, zero, zero, zero], axis=1)[:, kind]
+    r_hi = np.stack([d_jitter, d_miss, d_jitter, d_jitter, d_good], axis=1)[:, kind]
+    clearance = np.where(kind == _MISS, d_jitter[:, None], r_hi)  # the largest distance a reference must keep
+
+    # References: every other candidate, except for swap, which only avoids gt and the inv slot.
+    is_swap = (kind == _SWAP)[None, :, None]
+    refs = np.where(is_swap, (slots == 0) | (slots == swap_skip[:, None, None]), slots != src[:, :, None])
+    refs &= cand_ok[:, None, :] & group_ok[:, :, None]
+    source = cands[rows[:, None], src]  # (J, G, 2)
+    offset = cands[:, None, :, :] - source[:, :, None, :]  # reference minus source
+    dist2 = (offset**2).sum(axis=3)
+    # a reference farther than hi + clearance from the source cannot reject any point of the ring
+    reach = refs & (dist2 <= ((r_hi + clearance) ** 2)[:, :, None])
+    contested = reach.any(axis=2)
+
+    units = _UNITS_PER_SOURCE[kind]
+    count = np.where(group_ok, units * _UNIT, 0)  # survivors per group
+    cj, cg = np.nonzero(contested)
+    c_units = units[cg]
+    c_unit0 = np.cumsum(c_units) - c_units
+    if len(cj):
+        owner = np.repeat(np.arange(len(cj)), c_units)  # contested group of every unit of 125 points
+        u = rng.random((2, len(owner), _UNIT), dtype=np.float32)
+        lo = r_lo[cj, cg].astype(np.float32)[owner, None]
+        radius = lo + (r_hi - r_lo)[cj, cg].astype(np.float32)[owner, None] * u[1]
+        theta = np.float32(2.0 * np.pi) * u[0]
+        cos, sin = np.cos(theta), np.sin(theta)
+        # With p = source + r·e and off = c - source, |p - c|² = |off|² - 2r(e·off) + r². The point survives when
+        # this exceeds the clearance², i.e. when e·off < (|off|² + excess) / 2r, excess = r² - d(0.50)² for miss and
+        # 0 otherwise (clearance = r). r = 0 gives inf or, for a reference on the source, nan (rejected), as required.
+        miss_unit = (kind[cg] == _MISS)[owner, None]
+        d_jitter2 = (d_jitter[cj] ** 2).astype(np.float32)[owner, None]
+        excess = np.where(miss_unit, radius * radius - d_jitter2, np.float32(0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_2r = np.float32(0.5) / radius
+        unit_reach = reach[cj, cg][owner]
+        order = np.argsort(~unit_reach, axis=1, kind="stable")  # the references in reach first, per unit
+        unit_off = offset[cj, cg][owner].astype(np.float32)
+        unit_d2 = np.where(unit_reach, dist2[cj, cg][owner], np.inf).astype(np.float32)  # inf: never rejects
+        alive = np.ones(radius.shape, dtype=bool)
+        all_units = np.arange(len(owner))
+        for k in range(int(unit_reach.sum(axis=1).max())):
+            ref = order[:, k]
+            proj = unit_off[all_units, ref, 0, None] * cos + unit_off[all_units, ref, 1, None] * sin
+            with np.errstate(invalid="ignore"):
+                alive &= proj < (unit_d2[all_units, ref, None] + excess) * inv_2r
+        count[cj, cg] = np.add.reduceat(alive.sum(axis=1), c_unit0)
+
+    pool = count.copy()
+    pool[:, 2 : m + 1] //= 4  # the reference keeps a quarter of the miss survivors around non-gt candidates
+    kind_onehot = (kind[:, None] == np.arange(5)).astype(float)
+    weight = prior * (pool @ kind_onehot > 0)
+    cum = np.cumsum(weight, axis=1)
+    total = cum[:, -1]
+    ok = total > 0
+
+    # Type, then a uniform element of its pool (group by pool size, then rank), then the point.
+    u_kind, u_elem, u_angle, u_radius = rng.random((4, n_joints))
+    target = np.minimum(u_kind * total, np.nextafter(total, 0))  # strictly below total despite rounding
+    chosen = np.minimum((cum <= target[:, None]).sum(axis=1), 4)
+    in_kind = np.where(kind == chosen[:, None], pool, 0)
+    cum_pool = np.cumsum(in_kind, axis=1)
+    size = cum_pool[:, -1]
+    elem = np.minimum((u_elem * size).astype(int), size - 1)
+    group = np.minimum((cum_pool <= elem[:, None]).sum(axis=1), len(kind) - 1)
+    elem -= cum_pool[rows, group] - in_kind[rows, group]
+    lo, hi = r_lo[rows, group], r_hi[rows, group]
+    r, angle = lo + (hi - lo) * u_radius, 2.0 * np.pi * u_angle  # fresh ring point, for uncontested groups
+    out = np.zeros((n_joints, 3), dtype=np.float32)
+    out[:, 0] = source[rows, group, 0] + r * np.cos(angle)
+    out[:, 1] = source[rows, group, 1] + r * np.sin(angle)
+    out[:, 2] = 1.0
+    c_index = np.full(contested.shape, -1)
+    c_index[cj, cg] = np.arange(len(cj))
+    for j in np.flatnonzero(ok & contested[rows, group]):
+        c = c_index[j, group[j]]
+        flat = np.flatnonzero(alive[c_unit0[c] : c_unit0[c] + c_units[c]])[elem[j]]
+        unit, col = c_unit0[c] + flat // _UNIT, flat % _UNIT
+        out[j, 0] = source[j, group[j], 0] + radius[unit, col] * cos[unit, col]
+        out[j, 1] = source[j, group[j], 1] + radius[unit, col] * sin[unit, col]
+    out[~ok] = 0.0
+    return out
+
+
+def replace_joints(
+    dataset_joints: np.ndarray,
+    synth_coco17: np.ndarray,
+    dataset_joint_names: Sequence[str],
+    replace_indices: Sequence[int],
+) -> np.ndarray:
+    """Copy of ``dataset_joints`` (J, 3) with x, y of the listed joints taken from the synthesised COCO17 pose.
+
+    Joints are matched by name; the valid column is kept (the reference replaces x, y only). ``Pelvis`` is in some
+    datasets' lists but is not a COCO17 joint, so PoseFix never moves it and it keeps its ground truth.
+    """
+    out = np.array(dataset_joints, copy=True)
+    for i in replace_indices:
+        name = dataset_joint_names[i]
+        if name == "Pelvis":
+            continue
+        if name not in COCO17:
+            raise ValueError(f"PoseFix can only replace COCO17 joints (or skip Pelvis), got {name!r}")
+        out[i, :2] = synth_coco17[COCO17.index(name), :2]
+    return out

@@ -1,0 +1,117 @@
+"""BalancedMix (the reference's make_same_len mixing, seeded) and the training loader."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import ConcatDataset, Dataset
+
+import test_data_2d as d2
+from hap3d.data import build_fit_model
+from hap3d.data.crowdpose import CrowdPose
+from hap3d.data.mix import BalancedMix
+from hap3d.engine.train import ResumableSampler
+from hap3d.data.mpii import MPII
+
+
+class Toy(Dataset):
+    """Samples that say where they came from, in which epoch, and with how many torch threads."""
+
+    def __init__(self, n: int, tag: int) -> None:
+        self.n, self.tag, self.epoch = n, tag, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return {"tag": self.tag, "index": torch.tensor(i), "meta": {"epoch": self.epoch, "threads": torch.get_num_threads()}}
+
+
+def toy_mix(**kw) -> BalancedMix:
+    return BalancedMix([ConcatDataset([Toy(5, 0), Toy(3, 1)]), ConcatDataset([Toy(3, 2)])], **kw)
+
+
+def test_lengths_and_indices():
+    mix = toy_mix(seed=7)
+    assert len(mix) == 16  # 2 groups x max(8, 3)
+    assert [mix.locate(g) for g in range(8)] == [(0, i) for i in range(8)]
+    # group 1 has 3 samples in a block of 8: two full cycles, then two random fills
+    assert [mix.locate(g) for g in range(8, 14)] == [(1, i % 3) for i in range(6)]
+    assert all(mix.locate(g)[0] == 1 and 0 <= mix.locate(g)[1] < 3 for g in (14, 15))
+    assert [(s["tag"], int(s["index"])) for s in (mix[0], mix[5], mix[7], mix[8])] == [(0, 0), (1, 0), (1, 2), (2, 0)]
+    with pytest.raises(IndexError):
+        mix[16]
+
+
+def test_random_fill_is_seeded():
+    a, b = toy_mix(seed=3), toy_mix(seed=3)  # e.g. two ranks
+    fills = []
+    for epoch in range(12):
+        a.set_epoch(epoch)
+        b.set_epoch(epoch)
+        assert [a.locate(g) for g in range(16)] == [b.locate(g) for g in range(16)]
+        fills.append((a.locate(14), a.locate(15)))
+    assert len(set(fills)) > 1  # the fill changes with the epoch
+    a.set_epoch(4)
+    assert (a.locate(14), a.locate(15)) == fills[4]  # and is reproducible
+
+
+def test_weights():
+    assert toy_mix(weights=[0.5, 0.5]).bounds == toy_mix().bounds == [0, 8, 16]
+    mix = toy_mix(weights=[3, 1], seed=1)
+    assert len(mix) == 16 and mix.bounds == [0, 12, 16]
+    assert [mix.locate(g) for g in range(8)] == [(0, i) for i in range(8)]
+    assert all(mix.locate(g)[0] == 0 for g in range(8, 12))  # 4 random fills from group 0
+    assert [mix.locate(g) for g in range(12, 15)] == [(1, 0), (1, 1), (1, 2)] and mix.locate(15)[0] == 1
+    only_first = toy_mix(weights=[1, 0])
+    assert {only_first.locate(g)[0] for g in range(16)} == {0}
+    with pytest.raises(ValueError):
+        toy_mix(weights=[1])
+    with pytest.raises(ValueError, match="empty"):
+        BalancedMix([Toy(3, 0), Toy(0, 1)])
+
+
+def test_set_epoch_reaches_every_dataset():
+    mix = toy_mix()
+    mix.set_epoch(5)
+    leaves = [d for g in mix.groups for d in g.datasets]
+    assert [d.epoch for d in leaves] == [5, 5, 5]
+
+
+def epoch_indices(loader, epoch: int) -> list[tuple[int, int]]:
+    loader.sampler.set_epoch(epoch)
+    return [(int(t), int(i)) for batch in loader for t, i in zip(batch["tag"], batch["index"])]
+
+
+@pytest.fixture(scope="module")
+def readers(tmp_path_factory, body_dir):
+    root = tmp_path_factory.mktemp("mixdata")
+    d2.write_mpii(root)
+    d2.write_crowdpose(root)
+    fit = build_fit_model(body_dir)
+    return MPII(root / "mpii", fit, seed=3), CrowdPose(root / "CrowdPose", fit, seed=3)
+
+
+def test_loader_over_real_readers(readers):
+    mpii, crowdpose = readers
+
+    def run(workers: int) -> list[dict]:
+        mix = BalancedMix([ConcatDataset([mpii]), ConcatDataset([crowdpose])], seed=3)
+        sampler = ResumableSampler(len(mix), 0, 1, seed=8, batch_size=2)
+        sampler.set_epoch(1)
+        mix.set_epoch(1)
+        return list(torch.utils.data.DataLoader(mix, batch_size=2, sampler=sampler, num_workers=workers, drop_last=True))
+
+    a, b = run(0), run(2)
+    assert len(a) == 3  # 6 samples, batches of 2
+    assert a[0]["inputs"]["img"].shape == (2, 3, 256, 256) and a[0]["meta"]["is_valid_fit"].shape == (2,)
+    for x, y in zip(a, b):
+        for part in ("inputs", "targets", "meta"):
+            for key in x[part]:
+                assert torch.equal(x[part][key], y[part][key]), (part, key)
+    assert mpii.epoch == crowdpose.epoch == 1  # in-process run applied the epoch to the readers
