@@ -78,6 +78,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--depth", type=int, default=12)
     ap.add_argument("--train-batch", type=int, default=4)
+    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -89,7 +90,7 @@ def main() -> None:
     backbone = model.backbone
     print(f"torch {torch.__version__}, {args.threads} threads, ViT depth {args.depth}; median of {args.repeats}")
     print(f"{'case':34s} {'full img/s':>11s} {'bare img/s':>11s} {'overhead':>9s}")
-    for dtype in ("fp32", "bf16"):
+    for dtype in args.dtypes:
         for b in args.batches:
             inp = person_inputs(b)
             with torch.inference_mode(), autocast(dtype):
@@ -115,7 +116,7 @@ def main() -> None:
         backbone(inp["img"]).abs().mean().backward()
         bare_opt.step()
 
-    for dtype in ("fp32", "bf16"):
+    for dtype in args.dtypes:
         with autocast(dtype):
             t_full = timed(full_step, max(2, args.repeats // 2))
             t_bare = timed(bare_step, max(2, args.repeats // 2))

@@ -23,7 +23,7 @@ from hap3d.config import load_config
 # Training work per budget; 'small' (the default) fits in a few minutes on a 2-core laptop CPU.
 BUDGETS = {
     "tiny": {"data": "tiny", "epochs": 2, "steps": 8, "batch": 4, "depth": 2, "dim": 64, "heads": 2},
-    "small": {"data": "small", "epochs": 4, "steps": 60, "batch": 8, "depth": 3, "dim": 96, "heads": 3},
+    "small": {"data": "small", "epochs": 3, "steps": 40, "batch": 8, "depth": 3, "dim": 96, "heads": 3},
     "medium": {"data": "medium", "epochs": 8, "steps": 250, "batch": 16, "depth": 4, "dim": 192, "heads": 3},
 }
 

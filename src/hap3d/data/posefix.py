@@ -11,6 +11,12 @@ joints independently becomes one of five outcomes, defined with the OKS keypoint
 * ``inv``    - near the same person's left/right partner joint (left/right confusion);
 * ``swap``   - near this joint (or its partner) of an overlapping person.
 
+Module constants hold the reference's tables: ``OKS_SIGMAS`` (per-joint OKS σ, which scale every error radius),
+``SYMMETRIC_PAIRS`` / ``PARTNER`` (left/right partners for inv), and the per-joint prior of each error type by joint
+group: ``JITTER_PROB`` and ``MISS_PROB`` (rows keyed by an upper bound on the number of valid joints), ``INV_PROB``,
+``SWAP_PROB_CROWDED`` / ``SWAP_PROB_SPARSE`` (chosen by ``is_crowded``); ``type_probabilities`` assembles them, with
+``good`` taking the remainder.
+
 Each outcome is sampled by rejection: points drawn uniformly in angle and radius on a ring around a source
 candidate, kept only if no other candidate is closer than the test distance, so that e.g. a "jitter" never lands
 on somebody else's joint. Outcomes whose sampling produced nothing lose their probability, the rest are
@@ -27,12 +33,16 @@ speed (the reference's ~11-50 ms per pose was its data loader's main cost) by st
 * a uniform pick among survivors uses one uniform, ``int(u·count)``;
 * the reference pools ⌊S/4⌋ with-replacement draws from the S survivors of a miss ring around a non-gt candidate;
   the survivors are i.i.d., so pooling its first ⌊S/4⌋ survivors gives a uniformly chosen pool element the same law.
+
+One reference crash is resolved: when the only miss survivors come from non-gt rings with fewer than 4 each, the
+reference's pool is empty and ``random.randrange(0)`` raises; here miss is then simply impossible for that joint.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -65,8 +75,9 @@ def _per_joint(groups: dict[tuple[int, ...], float]) -> np.ndarray:
 
 
 _FACE, _UPPER, _LOWER = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9, 10), (11, 12, 13, 14, 15, 16)
-_JITTER_GROUPS = ((0, 13, 14, 15, 16), (1, 2, 3, 4, 5, 6, 7, 8, 9, 10), (11, 12))  # nose/knees/ankles, eyes-wrists, hips
-_MISS_GROUPS = (_FACE, (5, 6, 15, 16), (7, 8, 9, 10, 11, 12, 13, 14))  # face, shoulders/ankles, the rest
+# jitter groups: nose/knees/ankles, eyes..wrists, hips; miss groups: face, shoulders/ankles, the rest
+_JITTER_GROUPS = ((0, 13, 14, 15, 16), (1, 2, 3, 4, 5, 6, 7, 8, 9, 10), (11, 12))
+_MISS_GROUPS = (_FACE, (5, 6, 15, 16), (7, 8, 9, 10, 11, 12, 13, 14))
 
 # Per-joint prior probability of each error type. Poses with few valid joints (occluded, truncated people) get more
 # jitter/miss; crowded ones (overlapping people) more swap. Tables keyed by an upper bound on num_valid are
@@ -112,9 +123,9 @@ def oks_radius(ks: float, area: float) -> np.ndarray:
 
 def crop_box_area(tight_bbox_xywh: Sequence[float], img2bb_trans: np.ndarray) -> float:
     """Area of the tight box once mapped into the crop (side lengths of the transformed box; rotation-invariant)."""
-    x, y, w, h = (float(v) for v in tight_bbox_xywh[:4])
-    corners = np.array([[x, y, 1.0], [x + w, y, 1.0], [x + w, y + h, 1.0]]) @ np.asarray(img2bb_trans, float).T
-    return float(np.linalg.norm(corners[1] - corners[0]) * np.linalg.norm(corners[2] - corners[1]))
+    (a, b, _), (d, e, _) = np.asarray(img2bb_trans, dtype=float).tolist()
+    w, h = float(tight_bbox_xywh[2]), float(tight_bbox_xywh[3])
+    return abs(w) * math.hypot(a, d) * abs(h) * math.hypot(b, e)  # |T·(w, 0)| · |T·(0, h)|
 
 
 def synthesize_pose(
@@ -129,8 +140,9 @@ def synthesize_pose(
     """Corrupt the 17 COCO joints (crop pixels; column 2 = valid) into a plausible detector output.
 
     ``near_joints`` (K, >=17, 3) are the overlapping people's joints in the same crop space (column 2 > 0 marks a
-    usable joint). Returns (17, 3) float32 rows ``(x, y, 1)``, or ``(0, 0, 0)`` for a joint where no error type could
-    be sampled.
+    usable joint); ``num_overlap`` their count as the dataset reports it (it selects the swap table); the error radii
+    scale with the tight box's area once mapped by ``img2bb_trans``. All randomness comes from ``rng``. Returns
+    (17, 3) float32 rows ``(x, y, 1)``, or ``(0, 0, 0)`` for a joint where no error type could be sampled.
 
     The reference walks j = 0..16 updating the pose in place; the only way an earlier result reaches a later joint is
     the ``inv`` candidate (the partner's position). So joints are drawn in two vectorised batches, first those whose
@@ -149,18 +161,23 @@ def synthesize_pose(
     prior = type_probabilities(int(valid.sum()), num_overlap)
 
     # Candidates per joint, padded to a common count: [gt, swap..., inv?, swap-inv...] (spec §5.3 step 1).
+    # Built from every possible candidate with a presence mask, then compacted with a stable sort.
+    has_partner = PARTNER >= 0
+    partner = np.where(has_partner, PARTNER, 0)
     near_valid = near[:, :, 2] > 0
+    has_inv = has_partner & valid[partner]
+    every = np.concatenate(
+        [joints[:, None, :2], near[:, :, :2].transpose(1, 0, 2), joints[partner, None, :2],
+         near[:, partner, :2].transpose(1, 0, 2)], axis=1,
+    )
+    present = np.concatenate([np.ones((NUM_KPS, 1), bool), near_valid.T, has_inv[:, None],
+                              near_valid[:, partner].T & has_partner[:, None]], axis=1)
+    order = np.argsort(~present, axis=1, kind="stable")
+    n_cands = present.sum(axis=1)
+    order = order[:, : n_cands.max()]
+    cands = np.take_along_axis(every, order[:, :, None], axis=1)
+    cand_ok = np.take_along_axis(present, order, axis=1)
     n_swap = near_valid.sum(axis=0)
-    has_inv = (PARTNER >= 0) & valid[PARTNER]
-    n_swap_inv = np.where(PARTNER >= 0, n_swap[PARTNER], 0)
-    n_cands = 1 + n_swap + has_inv + n_swap_inv
-    cands = np.zeros((NUM_KPS, int(n_cands.max()), 2))
-    cand_ok = np.arange(cands.shape[1]) < n_cands[:, None]
-    for j in range(NUM_KPS):
-        p = PARTNER[j]
-        partner_near = near[near_valid[:, p], p, :2] if p >= 0 else np.empty((0, 2))
-        cands[j, : n_cands[j]] = np.concatenate([joints[j, None, :2], near[near_valid[:, j], j, :2],
-                                                 joints[[p] if has_inv[j] else [], :2], partner_near])
     inv_slot = np.where(has_inv, 1 + n_swap, -1)
     if reference_quirks:  # the inv slot index is used even when it holds the first swap-inv candidate
         swap_skip = np.where(1 + n_swap < n_cands, 1 + n_swap, -1)
@@ -179,6 +196,24 @@ def synthesize_pose(
             prior[batch], rng,
         )
     return synth
+
+
+@lru_cache(maxsize=None)
+def _group_template(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sampling groups of a joint with m candidate slots: jitter, miss per slot, inv, swap per slot 1.., good.
+
+    Returns each group's kind (ERROR_TYPES index), its source slot (the inv column is filled per joint), and the
+    (3, G) matrices mapping the radii [d85, d50, d10] to each group's inner and outer ring radius.
+    """
+    kind = np.repeat(np.arange(5), [1, m, 1, m - 1, 1])
+    src = np.concatenate([[0], np.arange(m), [0], np.arange(1, m), [0]])
+    inner = np.array([0, 1, -1, -1, -1])[kind]  # jitter [d85, d50), miss [d50, d10), inv/swap [0, d50), good [0, d85)
+    outer = np.array([1, 2, 1, 1, 0])[kind]
+    lo_of_radii = (np.arange(3)[:, None] == inner).astype(float)
+    hi_of_radii = (np.arange(3)[:, None] == outer).astype(float)
+    for a in (kind, src, lo_of_radii, hi_of_radii):
+        a.flags.writeable = False
+    return kind, src, lo_of_radii, hi_of_radii
 
 
 def _sample_joints(
@@ -205,20 +240,16 @@ def _sample_joints(
     n_joints, m = cand_ok.shape
     rows = np.arange(n_joints)
     slots = np.arange(m)
-    kind = np.repeat(np.arange(5), [1, m, 1, m - 1, 1])  # group template, ERROR_TYPES order
-    src = np.concatenate(
-        [np.zeros((n_joints, 1), int), np.broadcast_to(slots, (n_joints, m)), np.maximum(inv_slot, 0)[:, None],
-         np.broadcast_to(slots[1:], (n_joints, m - 1)), np.zeros((n_joints, 1), int)], axis=1,
-    )
-    group_ok = np.concatenate(
-        [np.ones((n_joints, 1), bool), cand_ok, (inv_slot >= 0)[:, None],
-         cand_ok[:, 1:] & (slots[1:] != swap_skip[:, None]), np.ones((n_joints, 1), bool)], axis=1,
-    )
-    d_good, d_jitter, d_miss = radii.T
-    zero = np.zeros(n_joints)
-    r_lo = np.stack([d_good, d_jitter, zero, zero, zero], axis=1)[:, kind]
-    r_hi = np.stack([d_jitter, d_miss, d_jitter, d_jitter, d_good], axis=1)[:, kind]
-    clearance = np.where(kind == _MISS, d_jitter[:, None], r_hi)  # the largest distance a reference must keep
+    kind, src_template, lo_of_radii, hi_of_radii = _group_template(m)
+    inv_col, swap_cols = 1 + m, slice(2 + m, 1 + 2 * m)
+    src = np.repeat(src_template[None], n_joints, axis=0)
+    src[:, inv_col] = np.maximum(inv_slot, 0)
+    group_ok = np.ones(src.shape, dtype=bool)
+    group_ok[:, 1 : 1 + m] = cand_ok
+    group_ok[:, inv_col] = inv_slot >= 0
+    group_ok[:, swap_cols] = cand_ok[:, 1:] & (slots[1:] != swap_skip[:, None])
+    r_lo, r_hi = radii @ lo_of_radii, radii @ hi_of_radii  # (J, G) ring radii
+    clearance = np.where(kind == _MISS, radii[:, 1:2], r_hi)  # the largest distance a reference must keep
 
     # References: every other candidate, except for swap, which only avoids gt and the inv slot.
     is_swap = (kind == _SWAP)[None, :, None]
@@ -244,30 +275,33 @@ def _sample_joints(
         theta = np.float32(2.0 * np.pi) * u[0]
         cos, sin = np.cos(theta), np.sin(theta)
         # With p = source + r·e and off = c - source, |p - c|² = |off|² - 2r(e·off) + r². The point survives when
-        # this exceeds the clearance², i.e. when e·off < (|off|² + excess) / 2r, excess = r² - d(0.50)² for miss and
-        # 0 otherwise (clearance = r). r = 0 gives inf or, for a reference on the source, nan (rejected), as required.
+        # this exceeds clearance², i.e. when e·off < (|off|² + excess) / 2r, with excess = r² - d50² for miss and 0
+        # otherwise (clearance = r). r = 0 gives inf or, for a reference on the source, nan (rejected), as required.
         miss_unit = (kind[cg] == _MISS)[owner, None]
-        d_jitter2 = (d_jitter[cj] ** 2).astype(np.float32)[owner, None]
-        excess = np.where(miss_unit, radius * radius - d_jitter2, np.float32(0))
+        d50_sq = (radii[cj, 1] ** 2).astype(np.float32)[owner, None]
+        excess = np.where(miss_unit, radius * radius - d50_sq, np.float32(0))
         with np.errstate(divide="ignore", invalid="ignore"):
             inv_2r = np.float32(0.5) / radius
-        unit_reach = reach[cj, cg][owner]
-        order = np.argsort(~unit_reach, axis=1, kind="stable")  # the references in reach first, per unit
-        unit_off = offset[cj, cg][owner].astype(np.float32)
-        unit_d2 = np.where(unit_reach, dist2[cj, cg][owner], np.inf).astype(np.float32)  # inf: never rejects
+        group_reach = reach[cj, cg]
+        ref_order = np.argsort(~group_reach, axis=1, kind="stable")  # each group's references in reach first
+        group_d2 = np.where(group_reach, dist2[cj, cg], np.inf).astype(np.float32)  # inf: never rejects
+        group_off = offset[cj, cg].astype(np.float32)
         alive = np.ones(radius.shape, dtype=bool)
-        all_units = np.arange(len(owner))
-        for k in range(int(unit_reach.sum(axis=1).max())):
-            ref = order[:, k]
-            proj = unit_off[all_units, ref, 0, None] * cos + unit_off[all_units, ref, 1, None] * sin
+        proj, limit, clear = np.empty_like(radius), np.empty_like(radius), np.empty_like(alive)
+        for k in range(int(group_reach.sum(axis=1).max())):
+            ref = (np.arange(len(cj)), ref_order[:, k])
+            np.multiply(group_off[ref][owner, :1], cos, out=proj)
+            np.multiply(group_off[ref][owner, 1:], sin, out=limit)
+            proj += limit
+            np.add(group_d2[ref][owner, None], excess, out=limit)
             with np.errstate(invalid="ignore"):
-                alive &= proj < (unit_d2[all_units, ref, None] + excess) * inv_2r
+                limit *= inv_2r
+            alive &= np.less(proj, limit, out=clear)
         count[cj, cg] = np.add.reduceat(alive.sum(axis=1), c_unit0)
 
     pool = count.copy()
     pool[:, 2 : m + 1] //= 4  # the reference keeps a quarter of the miss survivors around non-gt candidates
-    kind_onehot = (kind[:, None] == np.arange(5)).astype(float)
-    weight = prior * (pool @ kind_onehot > 0)
+    weight = prior * (pool @ (kind[:, None] == np.arange(5)) > 0)
     cum = np.cumsum(weight, axis=1)
     total = cum[:, -1]
     ok = total > 0

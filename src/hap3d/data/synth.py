@@ -42,10 +42,11 @@ from hap3d.utils import Hap3dError, atomic_write
 # Images (or frames) per dataset. 'tiny' is for tests, 'small' for the default quickstart, 'medium' for its longer
 # budget. Human3.6M: frames per training subject and cameras per frame; 3DPW: frames per sequence.
 SIZES: dict[str, dict[str, int]] = {
-    "tiny": {"h36m_frames": 1, "h36m_cameras": 1, "muco": 3, "coco": 4, "mpii": 3, "pw3d_sequences": 2, "pw3d_frames": 2, "crowdpose": 3},
-    "small": {"h36m_frames": 5, "h36m_cameras": 2, "muco": 40, "coco": 40, "mpii": 30, "pw3d_sequences": 4, "pw3d_frames": 8, "crowdpose": 20},
-    "medium": {"h36m_frames": 24, "h36m_cameras": 4, "muco": 400, "coco": 400, "mpii": 300, "pw3d_sequences": 6, "pw3d_frames": 40, "crowdpose": 150},
-}  # fmt: skip
+    "tiny": dict(h36m_frames=1, h36m_cameras=1, muco=3, coco=4, mpii=3, pw3d_sequences=2, pw3d_frames=2, crowdpose=3),
+    "small": dict(h36m_frames=5, h36m_cameras=2, muco=40, coco=40, mpii=30, pw3d_sequences=4, pw3d_frames=8, crowdpose=20),
+    "medium": dict(h36m_frames=16, h36m_cameras=4, muco=250, coco=250, mpii=200, pw3d_sequences=6, pw3d_frames=25,
+                   crowdpose=100),
+}
 README_HEADER = "SYNTHETIC DATA written by hap3d (`hap3d data synth`)"
 
 DEPTH_RANGE = (3.0, 8.0)  # metres from the camera for the annotated people
@@ -104,11 +105,13 @@ def _num(a: Any, decimals: int) -> Any:
 
 
 def _write_json(path: Path, obj: Any) -> None:
+    """Compact JSON like the real files, keys sorted so equal content gives equal bytes."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _write_image(path: Path, rgb: np.ndarray) -> None:
+    """Encode an RGB image in memory (format from the suffix, BGR on disk as OpenCV writes) and write it atomically."""
     ok, data = cv2.imencode(path.suffix, np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise Hap3dError(f"OpenCV cannot encode {path.suffix} images (needed for {path})")
@@ -116,6 +119,7 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
 
 
 def _rot(axis: str, angle: float) -> np.ndarray:
+    """3x3 rotation about a coordinate axis."""
     c, s = np.cos(angle), np.sin(angle)
     return {
         "x": np.array([[1, 0, 0], [0, c, -s], [0, s, c]]),
@@ -125,6 +129,7 @@ def _rot(axis: str, angle: float) -> np.ndarray:
 
 
 def _axis_angle(rot: np.ndarray) -> np.ndarray:
+    """Axis-angle (3,) of a rotation matrix (OpenCV Rodrigues, as the readers use)."""
     return cv2.Rodrigues(np.asarray(rot, np.float64))[0].reshape(3)
 
 
@@ -381,6 +386,7 @@ class Scene:
     camera: Camera
 
     def mask(self, i: int) -> np.ndarray:
+        """Pixels where person i is the nearest surface."""
         return self.owner == i
 
     def tight_box(self, i: int) -> list[float] | None:
@@ -456,10 +462,12 @@ def _rle(mask: np.ndarray) -> dict[str, Any]:
 
 
 def _fit_entry(p: Person) -> dict[str, list[float]]:
+    """{pose, shape, trans} as every SMPL-fit file stores them."""
     return {"pose": _num(p.pose, 6), "shape": _num(p.shape, 6), "trans": _num(p.trans, 6)}
 
 
 def _cam_param(camera: Camera) -> dict[str, list[float]]:
+    """{focal, princpt} as NeuralAnnot and 3DPW store intrinsics."""
     return {"focal": _num([camera.fx, camera.fy], 2), "princpt": _num([camera.cx, camera.cy], 2)}
 
 
@@ -643,6 +651,7 @@ def _scene_2d(
 
 
 def _neuralannot(p: Person, camera: Camera) -> dict:
+    """One NeuralAnnot entry: the fit in the image's camera frame and that camera."""
     return {"smpl_param": _fit_entry(p), "cam_param": _cam_param(camera)}
 
 
@@ -850,7 +859,8 @@ def write_pw3d(kit: BodyKit, root: Path, plan: dict[str, int], rng: np.random.Ge
                 targets[:, 2] = np.clip(targets[:, 2], start[:, 2].min(), DEPTH_RANGE[1])
                 people = stand(kit, pose, shape, genders, targets, CAMERA_UP, -above)
                 meshes = [p.vertices for p in people]
-                outfits = outfits or dress(rng, meshes, camera, bg)
+                if outfits is None:
+                    outfits = dress(rng, meshes, camera, bg)
                 scene = render_scene(kit, bg, meshes, outfits, camera)
                 image_id = len(images) + (0 if split == "test" else 10000)
                 file_name = f"image_{f:05d}.jpg"
@@ -899,8 +909,8 @@ training and evaluation run without the licensed data. Numbers computed on them 
 
 size {size!r}, seed {seed}; datasets: {datasets}. The same size, seed and body model always give the same files.
 
-How they are made: bodies of the body model in {body} in natural standing/walking poses (betas ~ N(0,1)), standing
-on a floor 3-8 m in front of a pinhole camera, rendered with flat shading over procedural backgrounds. 3D joints are
+How they are made: bodies of the body model in {body} in natural standing/walking poses, standing on a floor 3-8 m
+in front of a pinhole camera, rendered with flat shading over procedural backgrounds. 3D joints are
 regressed from the meshes (Human3.6M: the H36M regressor, so the SMPL fits match the joints; elsewhere the SMPL30
 regressor renamed to each joint set); 2D keypoints are their projections, with visibility from the image bounds and
 the depth buffer. SMPL fits are the generating parameters; some are left out or perturbed on purpose so that the
@@ -914,7 +924,12 @@ Deliberate format details:
   on did (upstream corrected its file in 2021, jeffffffli/CrowdPose#12); the reference reader swaps them back.
 * CrowdPose fit_err is the fit's mean reprojection error in pixels over the labeled joints (fits carry random pose
   noise), so fits fall on both sides of the reader's 5.0 threshold.
-* MPII keypoint flags are 0/1 (not annotated / annotated); COCO and CrowdPose use 0/1/2.
+* Betas are N(0, 1), except for the Human3.6M and MuCo subjects (0.1 N(0, 1)): their readers check each fit against
+  the joints on flipped samples too, which only works for a left/right-symmetric shape space (SMPL's nearly is, the
+  procedural body model's is not).
+* Keypoint flags: COCO and CrowdPose 0/1/2 (unlabeled / hidden / visible, integer pixel clicks), MPII 0/1
+  (unlabeled / labeled). Hidden = the depth buffer shows a surface more than 0.2 m in front of the joint.
+* 3DPW bbox = extent of the 30 projected joints +- 10 px (the rule of the golden fixtures' 3DPW example).
 """
 
 
@@ -980,7 +995,7 @@ def cmd_data_synth(out: str | os.PathLike, body_model_dir: str | os.PathLike | N
     start = time.perf_counter()
     out = Path(out)
     body = Path(body_model_dir) if body_model_dir else out / "body_model"
-    if body_model_dir is None and not (body / "smpl").is_dir():
+    if not body_model_dir and not (body / "smpl").is_dir():
         from hap3d.body.synth import write_body_model_dir
 
         write_body_model_dir(body)

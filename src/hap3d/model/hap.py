@@ -151,7 +151,7 @@ class HapModel(nn.Module):
             cam_trans = self.camera_translation(rot["cam"].float())
             smpl_out = self.smpl(pose, rot["betas"].float(), cam_trans)
             mesh = smpl_out.vertices
-            joint_cam_abs = torch.einsum("jv,bvc->bjc", self.joint_regressor, mesh)
+            joint_cam_abs = torch.matmul(self.joint_regressor, mesh)
             joint_proj = self.project(joint_cam_abs)
         root = joint_cam_abs[:, self.root_joint : self.root_joint + 1]
         out = {

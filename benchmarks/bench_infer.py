@@ -1,0 +1,71 @@
+"""End-to-end inference throughput of `hap3d demo`'s path: images/s with the share of each stage (decode,
+crop, model, render, write), on CPU in fp32 and bf16. The model should dominate, not rendering or I/O.
+
+    python benchmarks/bench_infer.py [--images 4] [--depth 12] [--backend auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from hap3d.body.synth import write_body_model_dir
+from hap3d.config import ModelConfig
+from hap3d.data.io import load_image
+from hap3d.infer.demo import write_item
+from hap3d.infer.predictor import Predictor
+from hap3d.model import build_model
+
+KEYPOINTS = np.array([[222, 125, .95], [245, 108, .9], [200, 108, .9], [280, 120, .8], [165, 120, .8], [340, 300, .85],
+                      [85, 300, .85], [352, 450, .7], [45, 440, .7], [300, 500, .5], [150, 495, .6], [300, 560, .5],
+                      [150, 560, .5], [0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]], np.float32)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--depth", type=int, default=12)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backend", default="auto")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        body = write_body_model_dir(tmp / "body")
+        rng = np.random.default_rng(0)
+        paths = []
+        for i in range(args.images):
+            p = tmp / f"img_{i}.jpg"
+            cv2.imwrite(str(p), rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8))
+            paths.append(p)
+        model = build_model(ModelConfig(depth=args.depth), body)
+        for amp in ("none", "bf16"):
+            predictor = Predictor(model, "cpu", amp=amp)
+            stages: dict[str, float] = defaultdict(float)
+            start = time.perf_counter()
+            for p in paths:
+                t0 = time.perf_counter()
+                img = np.clip(load_image(p), 0, 255).astype(np.uint8)
+                t1 = time.perf_counter()
+                prepared, _ = predictor.prepare(img, [KEYPOINTS, KEYPOINTS + np.array([500, 0, 0], np.float32)])
+                t2 = time.perf_counter()
+                people = predictor.run_prepared(prepared)
+                t3 = time.perf_counter()
+                write_item(tmp / "out" / p.stem, img, people, predictor.faces, ("obj", "glb"), args.backend)
+                t4 = time.perf_counter()
+                for k, v in (("decode", t1 - t0), ("crop", t2 - t1), ("model", t3 - t2), ("render+write", t4 - t3)):
+                    stages[k] += v
+            total = time.perf_counter() - start
+            split = ", ".join(f"{k} {v / total:.0%}" for k, v in stages.items())
+            print(f"{'fp32' if amp == 'none' else amp}: {args.images / total:.3f} images/s (2 people each)  [{split}]")
+
+
+if __name__ == "__main__":
+    main()

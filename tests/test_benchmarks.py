@@ -1,0 +1,22 @@
+"""The benchmark scripts run (smallest settings); their numbers are for people, not for assertions."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("script,args", [
+    ("bench_model.py", ["--depth", "2", "--batches", "1", "--repeats", "1", "--train-batch", "2", "--dtypes", "fp32"]),
+    ("bench_data.py", ["--samples", "4", "--datasets", "MSCOCO"]),
+    ("bench_train.py", ["--steps", "2", "--batch", "2", "--workers", "0", "--skip-vit-b"]),
+    ("bench_infer.py", ["--images", "1", "--depth", "2", "--backend", "raster"]),
+])
+def test_benchmark_runs(script, args):
+    out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "/s" in out.stdout
