@@ -350,3 +350,13 @@ def test_refuses_to_mix_into_real_data_and_rewrites_its_own(body_dir, tmp_path):
     assert not stale.exists() and (ours / "mpii" / "data" / "annotations" / "train.json").is_file()
     with pytest.raises(Hap3dError, match="unknown size"):
         write_synthetic_datasets(ours, body_dir, size="huge")
+
+
+def test_cli_data_synth_and_check(tmp_path, body_dir, capsys):
+    from hap3d.cli import main as cli_main
+
+    assert cli_main(["data", "synth", "--out", str(tmp_path / "d"), "--size", "tiny", "--body-model-dir", str(body_dir)]) == 0
+    assert cli_main(["data", "check", "--root", str(tmp_path / "d"), "--body-model-dir", str(body_dir)]) == 0
+    (tmp_path / "d" / "coco" / "annotations" / "person_keypoints_train2017.json").unlink()
+    assert cli_main(["data", "check", "--root", str(tmp_path / "d"), "--datasets", "MSCOCO"]) != 0
+    assert "person_keypoints_train2017.json" in capsys.readouterr().out

@@ -20,18 +20,9 @@ def _cmd_body_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_synth(args: argparse.Namespace) -> int:
-    from hap3d.data.synth import write_synthetic_datasets
+    from hap3d.data.synth import cmd_data_synth
 
-    body = Path(args.body_model_dir) if args.body_model_dir else Path(args.out) / "body_model"
-    if not args.body_model_dir and not (body / "smpl").is_dir():
-        from hap3d.body.synth import write_body_model_dir
-
-        write_body_model_dir(body)
-    counts = write_synthetic_datasets(Path(args.out), body, size=args.size, seed=args.seed)
-    for name, n in counts.items():
-        print(f"  {name}: {n}")
-    print(f"wrote synthetic datasets (NOT the real ones) in the real formats to {args.out}")
-    return 0
+    return cmd_data_synth(args.out, args.body_model_dir, args.size, args.seed)
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
