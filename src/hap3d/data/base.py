@@ -128,7 +128,10 @@ class TrainDataset(torch.utils.data.Dataset):
     def __getitem__(self, idx: int) -> dict:
         for attempt in range(10):
             try:
-                return self.build(self.records[idx], self.rng_for(idx, attempt))
+                sample = self.build(self.records[idx], self.rng_for(idx, attempt))
+                # How many unreadable samples this one replaces: workers' own counters never reach the trainer.
+                sample["meta"]["replaced"] = torch.tensor(attempt, dtype=torch.int64)
+                return sample
             except DataError as err:
                 if self.strict:
                     raise

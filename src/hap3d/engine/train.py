@@ -141,6 +141,7 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.bad_steps = 0
         self.bad_steps_total = 0
+        self.replaced_samples = 0  # unreadable samples replaced by others (counted on this process)
         self.logger = RunLogger(self.run_dir, enabled=info.is_main)
 
     # ----------------------------------------------------------------- checkpoints
@@ -243,6 +244,8 @@ class Trainer:
             for batch in self.loader:
                 if self.step_in_epoch >= steps_per_epoch:
                     break
+                if "replaced" in batch["meta"]:
+                    self.replaced_samples += int(batch["meta"].pop("replaced").sum())
                 self.set_lr(lr_factor(cfg, epoch, self.step_in_epoch, steps_per_epoch))
                 ok, logged = self.train_step(batch)
                 self.step_in_epoch += 1
@@ -269,7 +272,8 @@ class Trainer:
                 if cfg.train.ckpt_every_steps and self.global_step % cfg.train.ckpt_every_steps == 0:
                     self.save_state()
             bar.close()
-            epoch_stats = {k: v / max(count, 1) for k, v in sums.items()} | {"skipped_steps": self.bad_steps_total}
+            epoch_stats = {k: v / max(count, 1) for k, v in sums.items()} | {
+                "skipped_steps": self.bad_steps_total, "replaced_samples": self.replaced_samples}
             self.epoch, self.step_in_epoch = epoch + 1, 0
             if self.info.is_main:
                 save_model_checkpoint(self.run_dir / "checkpoints" / f"epoch_{epoch}.safetensors", self.model, cfg.model,
@@ -283,6 +287,12 @@ class Trainer:
             self.logger.info(f"epoch {epoch} done: " + ", ".join(f"{k}={v:.4f}" for k, v in epoch_stats.items()))
             self.logger.epoch(epoch, epoch_stats)
             self.save_state()
+        self.logger.info(
+            f"finished {cfg.train.end_epoch} epochs: {self.bad_steps_total} non-finite steps skipped, "
+            f"{self.replaced_samples} unreadable samples replaced (see train.log warnings for the files)"
+        )
+        if self.info.is_main and (self.bad_steps_total or self.replaced_samples):
+            print(f"warning: {self.bad_steps_total} steps skipped, {self.replaced_samples} unreadable samples replaced")
         self.logger.close()
         return final
 
