@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hap3d.body.joints import COCO17
 from hap3d.data.base import PersonRecord, TrainDataset, overlapping_people
 from hap3d.data.io import DataError, as_array, load_json, require
-from hap3d.data.transforms import process_bbox
+from hap3d.data.transforms import add_midpoint, process_bbox
 
 NEURALANNOT = "MSCOCO_train_SMPL_NeuralAnnot.json"
 
@@ -46,13 +47,6 @@ def read_neuralannot(path: Path) -> dict[int, dict[str, np.ndarray]]:
             "princpt": as_array(require(cam, "princpt", path, where + ".cam_param"), (2,), path, where + ".cam_param.princpt"),
         }
     return out
-
-
-def add_mid_joint(joints: np.ndarray, a: int, b: int) -> np.ndarray:
-    """Append the midpoint of joints a and b (x, y) with validity = product of their flags (reference)."""
-    mid = (joints[a] + joints[b]) * 0.5
-    mid[2] = joints[a, 2] * joints[b, 2]
-    return np.concatenate([joints, mid[None]], 0)
 
 
 class MSCOCO(TrainDataset):
@@ -92,7 +86,7 @@ class MSCOCO(TrainDataset):
             if bbox is None:
                 continue
             kps = as_array(require(ann, "keypoints", path, where), (17, 3), path, where + " 'keypoints'")
-            kps = add_mid_joint(kps, 11, 12)  # pelvis = mid-hip
+            kps = add_midpoint(kps, COCO17, "L_Hip", "R_Hip")  # pelvis; validity = product of the flags
             valid = (kps[:, 2:3] > 0).astype(np.float32)
             kps[:, 2] = valid[:, 0]
             fit = fits.get(aid)

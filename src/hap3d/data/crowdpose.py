@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hap3d.body.joints import CROWDPOSE_REFERENCE_FLIP_PAIRS, convert_joints
+from hap3d.body.joints import CROWDPOSE14, CROWDPOSE_REFERENCE_FLIP_PAIRS, convert_joints
 from hap3d.data.base import PersonRecord, TrainDataset, overlapping_people
-from hap3d.data.coco import add_mid_joint, read_neuralannot
+from hap3d.data.coco import read_neuralannot
 from hap3d.data.io import DataError, as_array, load_json, require
-from hap3d.data.transforms import process_bbox
+from hap3d.data.transforms import add_midpoint, process_bbox
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class CrowdPose(TrainDataset):
             if bbox is None:
                 counts["degenerate_bbox"] += 1
                 continue
-            kps = add_mid_joint(kps, 6, 7)  # pelvis = mid-hip
+            kps = add_midpoint(kps, CROWDPOSE14, "L_Hip", "R_Hip")  # pelvis = mid-hip
             valid = (kps[:, 2:3] > 0).astype(np.float32)
             kps[:, 2] = valid[:, 0]
             fit = fits.get(aid)

@@ -23,6 +23,7 @@ from hap3d.body.joints import convert_joints, get_joint_set
 from hap3d.data.io import DataError, as_array, load_image, load_json, require
 from hap3d.data.transforms import (
     NO_AUGMENTATION,
+    add_midpoint,
     apply_affine,
     crop_image,
     inside_mask,
@@ -35,14 +36,6 @@ log = logging.getLogger(__name__)
 
 CROWD_SEQUENCES = ("courtyard_hug_00", "courtyard_dancing_00")
 GENDER_IDS = {"neutral": 0, "male": 1, "female": 2}
-
-
-def add_midpoint(joints: np.ndarray, names: tuple[str, ...], a: str, b: str) -> np.ndarray:
-    """Append the midpoint of joints a and b, with the product of their confidences (reference rule)."""
-    ia, ib = names.index(a), names.index(b)
-    mid = (joints[ia] + joints[ib]) * 0.5
-    mid[2] = joints[ia, 2] * joints[ib, 2]
-    return np.concatenate([joints, mid[None]], 0)
 
 
 @dataclass

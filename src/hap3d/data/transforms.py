@@ -185,3 +185,11 @@ def rotation_about_z(rot_deg: float) -> np.ndarray:
     """The camera-frame rotation matching an in-plane image rotation by ``rot_deg`` (R_z(-rot))."""
     r = -np.deg2rad(rot_deg)
     return np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]], dtype=np.float32)
+
+
+def add_midpoint(joints: np.ndarray, names: tuple[str, ...], a: str, b: str) -> np.ndarray:
+    """Append the midpoint of joints a and b, with the product of their confidences (reference rule)."""
+    ia, ib = names.index(a), names.index(b)
+    mid = (joints[ia] + joints[ib]) * 0.5
+    mid[2] = joints[ia, 2] * joints[ib, 2]
+    return np.concatenate([joints, mid[None]], 0)

@@ -16,7 +16,7 @@ import numpy as np
 
 from hap3d.body.joints import get_joint_set
 from hap3d.data.io import DataError, load_json
-from hap3d.data.pw3d import add_midpoint
+from hap3d.data.transforms import add_midpoint
 
 # OpenPose BODY_25 joint order (the first 18 are not the COCO-18 order, hence the name table).
 BODY25 = (
