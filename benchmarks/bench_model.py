@@ -33,15 +33,18 @@ def person_inputs(b: int) -> dict[str, torch.Tensor]:
     }
 
 
-def timed(fn, repeats: int, warmup: int = 1) -> float:
+def timed_pair(full, bare, repeats: int, warmup: int = 1) -> tuple[float, float]:
+    """Median seconds of two functions, measured alternately so that load changes affect both alike."""
     for _ in range(warmup):
-        fn()
-    times = []
+        full()
+        bare()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, acc in ((full, times[0]), (bare, times[1])):
+            t = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def autocast(dtype: str):
@@ -94,8 +97,7 @@ def main() -> None:
         for b in args.batches:
             inp = person_inputs(b)
             with torch.inference_mode(), autocast(dtype):
-                t_full = timed(lambda: model(**inp), args.repeats)
-                t_bare = timed(lambda: backbone(inp["img"]), args.repeats)
+                t_full, t_bare = timed_pair(lambda: model(**inp), lambda: backbone(inp["img"]), args.repeats)
             print(f"{f'eval {dtype} batch {b}':34s} {b / t_full:11.2f} {b / t_bare:11.2f} {t_full / t_bare - 1:9.1%}")
 
     b = args.train_batch
@@ -118,8 +120,7 @@ def main() -> None:
 
     for dtype in args.dtypes:
         with autocast(dtype):
-            t_full = timed(full_step, max(2, args.repeats // 2))
-            t_bare = timed(bare_step, max(2, args.repeats // 2))
+            t_full, t_bare = timed_pair(full_step, bare_step, max(2, args.repeats // 2))
         print(f"{f'train step {dtype} batch {b}':34s} {b / t_full:11.2f} {b / t_bare:11.2f} {t_full / t_bare - 1:9.1%}")
 
 
