@@ -169,7 +169,7 @@ def test_no_type_possible_gives_zero_joint() -> None:
 def test_duplicate_neighbour_leaves_only_miss_and_inv() -> None:
     """A neighbour's joint exactly on the joint rejects every point tested against it with the point's own radius
     (jitter, good, swap), while miss (clearance d(0.50) < r) and inv (far partner) stay possible: only those two are
-    drawn, in the ratio of their table values."""
+    drawn, in the ratio of their table values, and miss mixes its (contested, fully surviving) rings by pool size."""
     joints = separated_pose()
     tested = [0, 5, 12]
     near = joints[None].copy()
@@ -186,6 +186,9 @@ def test_duplicate_neighbour_leaves_only_miss_and_inv() -> None:
         assert (is_miss ^ is_inv).all()
         p_miss = prior[j, MISS] / (prior[j, MISS] + (prior[j, INV] if p >= 0 else 0))
         assert abs(is_miss.mean() - p_miss) <= 4.5 * math.sqrt(p_miss * (1 - p_miss) / n) + 1e-12
+        if p >= 0:  # every miss ring keeps all its points: the pool is 2000 (gt) + 500 (duplicate) + 500 (partner)
+            around_partner = (is_miss & (d[1] <= RADII[0.1][j] + 1e-6)).sum() / is_miss.sum()
+            assert abs(around_partner - 1 / 6) <= 4.5 * math.sqrt(5 / 36 / is_miss.sum())
 
 
 # ----------------------------------------------------------------------------------------------- frequencies
@@ -313,6 +316,74 @@ def test_contested_outcomes_respect_the_distance_tests(quirks: bool) -> None:
             slot = 1 + len(swap)
             skip = slot if (has_inv or (quirks and slot < len(cands))) else None
             assert satisfies_some_type(o[j, :2], cands, slot if has_inv else None, skip, radii[j]), (j, o[j])
+
+
+def direct_joint(j, joints, near, area, num_overlap, rng, quirks) -> np.ndarray:
+    """A plain transcription of spec §5.3 for one joint whose partner is still unsynthesised (one ring at a time,
+    every point simulated); returns (x, y, valid)."""
+    d85, d50, d10 = (oks_radius(ks, area)[j] for ks in (0.85, 0.5, 0.1))
+    prior = type_probabilities(int((joints[:, 2] > 0).sum()), num_overlap)[j]
+    p = PARTNER[j]
+    has_inv = p >= 0 and joints[p, 2] > 0
+    swap = near[near[:, j, 2] > 0, j, :2]
+    inv = joints[[p], :2] if has_inv else np.empty((0, 2))
+    swap_inv = near[near[:, p, 2] > 0, p, :2] if p >= 0 else np.empty((0, 2))
+    cands = np.concatenate([joints[[j], :2], swap, inv, swap_inv])
+    inv_idx = 1 + len(swap)
+
+    def ring(src, n, lo, hi, refs, clearance=None):
+        """Points around cands[src] farther than clearance (default: their own radius) from every reference."""
+        angle, r = rng.uniform(0, 2 * np.pi, n), rng.uniform(lo, hi, n)
+        pts = cands[src] + r[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        dist2 = (pts[:, 0, None] - cands[refs, 0]) ** 2 + (pts[:, 1, None] - cands[refs, 1]) ** 2
+        return pts[(dist2 > ((r if clearance is None else np.full(n, clearance)) ** 2)[:, None]).all(axis=1)]
+
+    others = lambda i: [k for k in range(len(cands)) if k != i]  # noqa: E731
+    miss = [ring(m, 2000, d50, d10, others(m), clearance=d50) for m in range(len(cands))]
+    miss = [miss[0]] + [pts[rng.integers(0, len(pts), len(pts) // 4)] for pts in miss[1:] if len(pts)]
+    skip = inv_idx if (has_inv or quirks) and inv_idx < len(cands) else None  # quirk #22
+    refs = [0] + ([skip] if skip is not None else [])
+    pools = [
+        ring(0, 500, d85, d50, others(0)),
+        np.concatenate(miss),
+        ring(inv_idx, 500, 0, d50, others(inv_idx)) if has_inv else np.empty((0, 2)),
+        np.concatenate([ring(i, 500, 0, d50, refs) for i in range(1, len(cands)) if i != skip] + [np.empty((0, 2))]),
+        ring(0, 125, 0, d85, others(0)),
+    ]
+    weight = prior * np.array([len(pool) > 0 for pool in pools])
+    if weight.sum() == 0:
+        return np.zeros(3)
+    pool = pools[rng.choice(5, p=weight / weight.sum())]
+    return np.array([*pool[rng.integers(len(pool))], 1.0])
+
+
+@pytest.mark.parametrize(("j", "quirks"), [(9, True), (9, False)])
+def test_matches_a_direct_transcription_of_the_spec(j: int, quirks: bool) -> None:
+    """The vectorised, lazily simulated sampler and a direct transcription give the same outcome distribution in a
+    crowded layout: each outcome is binned by its nearest candidate and OKS distance band, and the two histograms
+    must pass a chi-square test. Joint 9's partner comes later, so the transcription can run it alone, and is invalid
+    while the neighbour's is not: the quirk #22 case."""
+    from scipy.stats import chi2_contingency
+
+    joints, near = realistic_case()
+    near = near[:1]
+    box = (80, 20, 100, 230)
+    area = crop_box_area(box, IDENTITY)
+    d = np.stack([oks_radius(ks, area)[j] for ks in (0.85, 0.5, 0.1)])
+    n = 500
+    ours = draw(joints, near, 1, n, seed=21 + j, quirks=quirks, box=box)[:, j]
+    rng = np.random.default_rng(22 + j)
+    direct = np.stack([direct_joint(j, joints, near, area, 1, rng, quirks) for _ in range(n)])
+    cands = np.concatenate([joints[[j], :2], near[:, j, :2], joints[[PARTNER[j]], :2], near[:, PARTNER[j], :2]])
+
+    def bins(out: np.ndarray) -> np.ndarray:
+        dist = np.linalg.norm(out[:, None, :2] - cands[None], axis=2)
+        return dist.argmin(axis=1) * 4 + np.searchsorted(d, dist.min(axis=1))
+
+    table = np.stack([np.bincount(bins(ours), minlength=4 * len(cands)),
+                      np.bincount(bins(direct), minlength=4 * len(cands))])
+    table = table[:, table.sum(axis=0) > 0]
+    assert chi2_contingency(table).pvalue > 1e-3, table
 
 
 # ----------------------------------------------------------------------------------------------- replace_joints

@@ -25,14 +25,19 @@ renormalised.
 Randomness: the reference drew from the global numpy RNG and Python's ``random``; here every draw comes from the
 numpy ``Generator`` passed in, so a sample is reproducible from its seed and independent of worker layout.
 Bit-identical streams to the reference are not a goal, only the same distribution. The sampling is reorganised for
-speed (the reference's ~11-50 ms per pose was its data loader's main cost) by steps that keep that distribution:
+speed (the reference took ~10-70 ms per pose, growing with the number of overlapping people, and was its data
+loader's main cost) by steps that keep that distribution:
 
 * all joints, error types and sample points are drawn as arrays; the joints in two batches (see synthesize_pose);
 * a ring with no other candidate within reach keeps all its points, so it is not simulated: its survivor count is
   known and, if it is chosen, one fresh point is drawn on it;
-* a uniform pick among survivors uses one uniform, ``int(u·count)``;
+* the other rings are simulated lazily (``_ContestedRings``): the type probabilities only need to know whether a
+  type has any survivor (usually settled by the first 125 points of its ring; for miss, of the gt ring), exact
+  survivor counts are only needed to weigh the several rings of the chosen type (miss, swap), and a uniform
+  survivor of the points drawn so far has the law of a uniform survivor of the whole ring (they are i.i.d.);
 * the reference pools ⌊S/4⌋ with-replacement draws from the S survivors of a miss ring around a non-gt candidate;
-  the survivors are i.i.d., so pooling its first ⌊S/4⌋ survivors gives a uniformly chosen pool element the same law.
+  here that ring gets pool weight ⌊S/4⌋ and then yields a uniform survivor, which is what each pooled draw is;
+* a uniform pick uses one uniform, ``int(u·count)``.
 
 One reference crash is resolved: when the only miss survivors come from non-gt rings with fewer than 4 each, the
 reference's pool is empty and ``random.randrange(0)`` raises; here miss is then simply impossible for that joint.
@@ -108,17 +113,28 @@ def is_crowded(num_valid: int, num_overlap: int) -> bool:
 
 
 def type_probabilities(num_valid: int, num_overlap: int) -> np.ndarray:
-    """(17, 5) prior probabilities in ERROR_TYPES order; ``good`` takes the remainder."""
+    """(17, 5) prior probabilities in ERROR_TYPES order; ``good`` takes the remainder. Read-only (cached)."""
+    return _type_probabilities(num_valid, is_crowded(num_valid, num_overlap))
+
+
+@lru_cache(maxsize=None)
+def _type_probabilities(num_valid: int, crowded: bool) -> np.ndarray:
     jitter = next(t for bound, t in JITTER_PROB if num_valid <= bound)
     miss = next(t for bound, t in MISS_PROB if num_valid <= bound)
-    swap = SWAP_PROB_CROWDED if is_crowded(num_valid, num_overlap) else SWAP_PROB_SPARSE
-    good = 1.0 - (jitter + miss + INV_PROB + swap)
-    return np.stack([jitter, miss, INV_PROB, swap, good], axis=1)
+    swap = SWAP_PROB_CROWDED if crowded else SWAP_PROB_SPARSE
+    table = np.stack([jitter, miss, INV_PROB, swap, 1.0 - (jitter + miss + INV_PROB + swap)], axis=1)
+    table.flags.writeable = False
+    return table
 
 
-def oks_radius(ks: float, area: float) -> np.ndarray:
-    """(17,) displacement at which a joint's OKS similarity equals ``ks``: sqrt(-2·area·(2σ)²·ln ks)."""
-    return np.sqrt(-2.0 * area * (2.0 * OKS_SIGMAS) ** 2 * math.log(ks))
+def oks_radius(ks: float | np.ndarray, area: float) -> np.ndarray:
+    """Displacement at which each joint's OKS similarity equals ``ks``: sqrt(-2·area·(2σ)²·ln ks).
+
+    (17,) for a scalar ``ks``, (17, K) for K similarities.
+    """
+    ks = np.asarray(ks, dtype=float)
+    two_sigma = 2.0 * OKS_SIGMAS.reshape(-1, *([1] * ks.ndim))
+    return np.sqrt(-2.0 * area * two_sigma**2 * np.log(ks))
 
 
 def crop_box_area(tight_bbox_xywh: Sequence[float], img2bb_trans: np.ndarray) -> float:
@@ -156,7 +172,7 @@ def synthesize_pose(
     joints = np.asarray(coco_joints, dtype=np.float64)[:NUM_KPS]
     near = np.asarray(near_joints, dtype=np.float64)[:, :NUM_KPS]
     area = crop_box_area(tight_bbox_xywh, img2bb_trans)
-    radii = np.stack([oks_radius(ks, area) for ks in (KS_GOOD, KS_JITTER, KS_MISS)], axis=1)  # (17, 3)
+    radii = oks_radius(np.array([KS_GOOD, KS_JITTER, KS_MISS]), area)  # (17, 3)
     valid = joints[:, 2] > 0
     prior = type_probabilities(int(valid.sum()), num_overlap)
 
@@ -234,8 +250,8 @@ def _sample_joints(
     Samples come in groups: one source candidate, a ring of radii [lo, hi) around it, and the reference candidates
     its points must stay clear of (farther than the point's own radius, or than d(0.50) for miss). Each joint has the
     groups jitter, miss per candidate, inv, swap per source and good, laid out on a common template. Only groups with
-    a reference within reach of their ring are simulated; in the others every point survives, so their survivor
-    count is known and a chosen point is drawn fresh on the ring (same law, a fraction of the work).
+    a reference within reach of their ring are simulated, and only as far as a decision needs (``_ContestedRings``);
+    in the others every point survives, so their survivor count is known and a chosen point is drawn fresh.
     """
     n_joints, m = cand_ok.shape
     rows = np.arange(n_joints)
@@ -263,75 +279,147 @@ def _sample_joints(
     contested = reach.any(axis=2)
 
     units = _UNITS_PER_SOURCE[kind]
-    count = np.where(group_ok, units * _UNIT, 0)  # survivors per group
+    n_points = np.where(group_ok, units * _UNIT, 0)
+    kind_onehot = kind[:, None] == np.arange(5)
     cj, cg = np.nonzero(contested)
-    c_units = units[cg]
-    c_unit0 = np.cumsum(c_units) - c_units
-    if len(cj):
-        owner = np.repeat(np.arange(len(cj)), c_units)  # contested group of every unit of 125 points
-        u = rng.random((2, len(owner), _UNIT), dtype=np.float32)
-        lo = r_lo[cj, cg].astype(np.float32)[owner, None]
-        radius = lo + (r_hi - r_lo)[cj, cg].astype(np.float32)[owner, None] * u[1]
+    rings = _ContestedRings(kind[cg], units[cg], r_lo[cj, cg], r_hi[cj, cg], radii[cj, 1], reach[cj, cg],
+                            offset[cj, cg], dist2[cj, cg])
+    ring_of = np.full(contested.shape, -1)
+    ring_of[cj, cg] = np.arange(len(cj))
+
+    def known() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Survivors per group so far (exact once a ring is complete), the pool they give, and the open rings."""
+        count = n_points.copy()
+        count[cj, cg] = rings.survivors()
+        pool = count.copy()
+        pool[:, 2 : m + 1] //= 4  # the reference keeps a quarter of the miss survivors around non-gt candidates
+        unfinished = np.zeros(contested.shape, dtype=bool)
+        unfinished[cj, cg] = ~rings.complete()
+        return count, pool, unfinished
+
+    # Which types are possible: one row per contested ring usually settles it (for miss, of the gt ring only, which
+    # holds most of the pool); otherwise finish that type's rings.
+    rings.simulate(np.flatnonzero((cg < 2) | (cg > m)), rng, first_row_only=True)
+    count, pool, unfinished = known()
+    unsettled = (pool @ kind_onehot == 0) & (unfinished @ kind_onehot > 0)
+    rings.simulate(ring_of[unfinished & unsettled[:, kind]], rng)
+    count, pool, unfinished = known()
+    weight = prior * (pool @ kind_onehot > 0)
+    cum = np.cumsum(weight, axis=1)
+    total = cum[:, -1]
+    ok = total > 0
+    u_kind, u_group, u_survivor, u_angle, u_radius = rng.random((5, n_joints))
+    target = np.minimum(u_kind * total, np.nextafter(total, 0))  # strictly below total despite rounding
+    chosen = np.minimum((cum <= target[:, None]).sum(axis=1), 4)
+
+    # A type with several rings (miss, swap) weighs them by their exact pools: finish its open rings.
+    in_kind = group_ok & (kind == chosen[:, None])
+    several = ok & (in_kind.sum(axis=1) > 1)
+    rings.simulate(ring_of[unfinished & in_kind & several[:, None]], rng)
+    count, pool, _ = known()
+    in_pool = np.where(in_kind, pool, 0)
+    cum_pool = np.cumsum(in_pool, axis=1)
+    elem = np.minimum((u_group * cum_pool[:, -1]).astype(int), cum_pool[:, -1] - 1)
+    group = np.minimum((cum_pool <= elem[:, None]).sum(axis=1), len(kind) - 1)
+
+    # A uniform survivor of the group: survivors are i.i.d., so a uniform simulated one (all, once the ring is
+    # complete; else those of the rows that settled the type) has the right law; an uncontested ring draws afresh.
+    lo, hi = r_lo[rows, group], r_hi[rows, group]
+    r, angle = lo + (hi - lo) * u_radius, 2.0 * np.pi * u_angle
+    out = np.zeros((n_joints, 3), dtype=np.float32)
+    out[:, 0] = source[rows, group, 0] + r * np.cos(angle)
+    out[:, 1] = source[rows, group, 1] + r * np.sin(angle)
+    out[:, 2] = 1.0
+    for j in np.flatnonzero(ok & contested[rows, group]):
+        g = group[j]
+        radius, cos, sin = rings.survivor(ring_of[j, g], int(u_survivor[j] * count[j, g]))
+        out[j, :2] = source[j, g, 0] + radius * cos, source[j, g, 1] + radius * sin
+    out[~ok] = 0.0
+    return out
+
+
+class _ContestedRings:
+    """Sample points of the rings that have a reference within reach, simulated lazily in rows of _UNIT points.
+
+    Only the rows a decision needs are drawn: usually the first row of each type's rings (for miss, of the gt ring)
+    tells which error types are possible, and full survivor counts are only needed to weigh the rings of the chosen
+    type (miss, swap).
+    """
+
+    def __init__(
+        self,
+        kind: np.ndarray,
+        units: np.ndarray,
+        r_lo: np.ndarray,
+        r_hi: np.ndarray,
+        d50: np.ndarray,
+        reach: np.ndarray,
+        offset: np.ndarray,
+        dist2: np.ndarray,
+    ) -> None:
+        """Per ring: its kind, rows, radius range, d(0.50), references in reach (R, M) and their offsets/distances²."""
+        self.row0 = np.cumsum(units) - units
+        self.units = units
+        self.owner = np.repeat(np.arange(len(units)), units)  # ring of every row
+        shape = (len(self.owner), _UNIT)
+        self.radius, self.cos, self.sin = (np.empty(shape, np.float32) for _ in range(3))
+        self.alive = np.zeros(shape, dtype=bool)
+        self.done = np.zeros(len(self.owner), dtype=bool)
+        self.lo, self.width = r_lo.astype(np.float32), (r_hi - r_lo).astype(np.float32)
+        self.is_miss, self.d50_sq = kind == _MISS, (d50**2).astype(np.float32)
+        self.n_refs = reach.sum(axis=1)
+        self.ref_order = np.argsort(~reach, axis=1, kind="stable")  # each ring's references in reach first
+        self.d2 = np.where(reach, dist2, np.inf).astype(np.float32)  # inf: never rejects
+        self.offset = offset.astype(np.float32)
+
+    def simulate(self, rings: np.ndarray, rng: np.random.Generator, first_row_only: bool = False) -> None:
+        """Draw the not yet drawn rows of these rings (only their first row with ``first_row_only``)."""
+        if not len(rings):
+            return
+        n = np.ones_like(rings) if first_row_only else self.units[rings]
+        rows = np.repeat(self.row0[rings], n) + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
+        rows = rows[~self.done[rows]]
+        if not len(rows):
+            return
+        own = self.owner[rows]
+        u = rng.random((2, len(rows), _UNIT), dtype=np.float32)
+        radius = self.lo[own, None] + self.width[own, None] * u[1]
         theta = np.float32(2.0 * np.pi) * u[0]
         cos, sin = np.cos(theta), np.sin(theta)
         # With p = source + r·e and off = c - source, |p - c|² = |off|² - 2r(e·off) + r². The point survives when
         # this exceeds clearance², i.e. when e·off < (|off|² + excess) / 2r, with excess = r² - d50² for miss and 0
         # otherwise (clearance = r). r = 0 gives inf or, for a reference on the source, nan (rejected), as required.
-        miss_unit = (kind[cg] == _MISS)[owner, None]
-        d50_sq = (radii[cj, 1] ** 2).astype(np.float32)[owner, None]
-        excess = np.where(miss_unit, radius * radius - d50_sq, np.float32(0))
+        excess = np.where(self.is_miss[own, None], radius * radius - self.d50_sq[own, None], np.float32(0))
         with np.errstate(divide="ignore", invalid="ignore"):
             inv_2r = np.float32(0.5) / radius
-        group_reach = reach[cj, cg]
-        ref_order = np.argsort(~group_reach, axis=1, kind="stable")  # each group's references in reach first
-        group_d2 = np.where(group_reach, dist2[cj, cg], np.inf).astype(np.float32)  # inf: never rejects
-        group_off = offset[cj, cg].astype(np.float32)
         alive = np.ones(radius.shape, dtype=bool)
         proj, limit, clear = np.empty_like(radius), np.empty_like(radius), np.empty_like(alive)
-        for k in range(int(group_reach.sum(axis=1).max())):
-            ref = (np.arange(len(cj)), ref_order[:, k])
-            np.multiply(group_off[ref][owner, :1], cos, out=proj)
-            np.multiply(group_off[ref][owner, 1:], sin, out=limit)
+        for k in range(int(self.n_refs[own].max())):
+            ref = (own, self.ref_order[own, k])
+            np.multiply(self.offset[ref][:, :1], cos, out=proj)
+            np.multiply(self.offset[ref][:, 1:], sin, out=limit)
             proj += limit
-            np.add(group_d2[ref][owner, None], excess, out=limit)
+            np.add(self.d2[ref][:, None], excess, out=limit)
             with np.errstate(invalid="ignore"):
                 limit *= inv_2r
             alive &= np.less(proj, limit, out=clear)
-        count[cj, cg] = np.add.reduceat(alive.sum(axis=1), c_unit0)
+        self.radius[rows], self.cos[rows], self.sin[rows], self.alive[rows] = radius, cos, sin, alive
+        self.done[rows] = True
 
-    pool = count.copy()
-    pool[:, 2 : m + 1] //= 4  # the reference keeps a quarter of the miss survivors around non-gt candidates
-    weight = prior * (pool @ (kind[:, None] == np.arange(5)) > 0)
-    cum = np.cumsum(weight, axis=1)
-    total = cum[:, -1]
-    ok = total > 0
+    def survivors(self) -> np.ndarray:
+        """Surviving points drawn so far, per ring."""
+        return np.add.reduceat(self.alive.sum(axis=1), self.row0) if len(self.row0) else np.zeros(0, int)
 
-    # Type, then a uniform element of its pool (group by pool size, then rank), then the point.
-    u_kind, u_elem, u_angle, u_radius = rng.random((4, n_joints))
-    target = np.minimum(u_kind * total, np.nextafter(total, 0))  # strictly below total despite rounding
-    chosen = np.minimum((cum <= target[:, None]).sum(axis=1), 4)
-    in_kind = np.where(kind == chosen[:, None], pool, 0)
-    cum_pool = np.cumsum(in_kind, axis=1)
-    size = cum_pool[:, -1]
-    elem = np.minimum((u_elem * size).astype(int), size - 1)
-    group = np.minimum((cum_pool <= elem[:, None]).sum(axis=1), len(kind) - 1)
-    elem -= cum_pool[rows, group] - in_kind[rows, group]
-    lo, hi = r_lo[rows, group], r_hi[rows, group]
-    r, angle = lo + (hi - lo) * u_radius, 2.0 * np.pi * u_angle  # fresh ring point, for uncontested groups
-    out = np.zeros((n_joints, 3), dtype=np.float32)
-    out[:, 0] = source[rows, group, 0] + r * np.cos(angle)
-    out[:, 1] = source[rows, group, 1] + r * np.sin(angle)
-    out[:, 2] = 1.0
-    c_index = np.full(contested.shape, -1)
-    c_index[cj, cg] = np.arange(len(cj))
-    for j in np.flatnonzero(ok & contested[rows, group]):
-        c = c_index[j, group[j]]
-        flat = np.flatnonzero(alive[c_unit0[c] : c_unit0[c] + c_units[c]])[elem[j]]
-        unit, col = c_unit0[c] + flat // _UNIT, flat % _UNIT
-        out[j, 0] = source[j, group[j], 0] + radius[unit, col] * cos[unit, col]
-        out[j, 1] = source[j, group[j], 1] + radius[unit, col] * sin[unit, col]
-    out[~ok] = 0.0
-    return out
+    def complete(self) -> np.ndarray:
+        """Whether all of a ring's points have been drawn, per ring."""
+        return np.logical_and.reduceat(self.done, self.row0) if len(self.row0) else np.zeros(0, bool)
+
+    def survivor(self, ring: int, k: int) -> tuple[float, float, float]:
+        """(radius, cos, sin) of the k-th surviving point drawn on a ring."""
+        rows = slice(self.row0[ring], self.row0[ring] + self.units[ring])
+        flat = np.flatnonzero(self.alive[rows])[k]
+        row, col = self.row0[ring] + flat // _UNIT, flat % _UNIT
+        return float(self.radius[row, col]), float(self.cos[row, col]), float(self.sin[row, col])
 
 
 def replace_joints(
