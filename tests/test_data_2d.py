@@ -1,4 +1,4 @@
-"""MPII and CrowdPose readers: filters, the sample contract, and the reference-compat differences; data check.
+"""MSCOCO, MPII and CrowdPose readers: filters, the sample contract, and the reference-compat differences; data check.
 
 The reader tests write their own tiny annotation files (exact control of what each filter must drop); the
 data-check test also runs on the project's synthetic data root when its writer is available.
@@ -20,7 +20,10 @@ import torch
 from hap3d.body.joints import CROWDPOSE_REFERENCE_FLIP_PAIRS, get_joint_set
 from hap3d.data import DATASETS, build_fit_model
 from hap3d.data.check import TRAIN_SHAPES, _check_sample, check_data_root, cmd_data_check
+from hap3d.data.base import PackedRecords
+from hap3d.data.coco import MSCOCO
 from hap3d.data.crowdpose import CrowdPose
+from hap3d.data.io import DataError
 from hap3d.data.mpii import MPII
 from hap3d.data.transforms import Augmentation
 
@@ -118,6 +121,32 @@ def write_crowdpose(root: Path) -> Path:
     return folder
 
 
+COCO17 = ("Nose", "L_Eye", "R_Eye", "L_Ear", "R_Ear", "L_Shoulder", "R_Shoulder", "L_Elbow", "R_Elbow", "L_Wrist",
+          "R_Wrist", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle")
+FACE = {"Nose": (0.5, 0.05), "L_Eye": (0.55, 0.03), "R_Eye": (0.45, 0.03), "L_Ear": (0.6, 0.05), "R_Ear": (0.4, 0.05)}
+
+
+def write_coco(root: Path) -> Path:
+    """coco/: image 1 holds 30 (fit) and 31 (no fit, overlaps 30), a crowd region 32 and 33 with no labelled
+    keypoint (both dropped); the NeuralAnnot file sits directly under coco/ (the HAP README's place): 2 samples."""
+    folder = root / "coco"
+    write_image(folder / "images" / "train2017" / "000001.jpg", 320, 240, 4)
+    box_a, box_b = (100, 30, 80, 180), (125, 35, 80, 180)
+    TEMPLATE.update(FACE)
+    db = {
+        "images": [{"id": 1, "file_name": "000001.jpg", "width": 320, "height": 240}],
+        "annotations": [
+            {"id": 30, "image_id": 1, "bbox": box_a, "keypoints": keypoints(COCO17, box_a), "num_keypoints": 17, "iscrowd": 0},
+            {"id": 31, "image_id": 1, "bbox": box_b, "keypoints": keypoints(COCO17, box_b), "num_keypoints": 17, "iscrowd": 0},
+            {"id": 32, "image_id": 1, "bbox": [0, 0, 50, 50], "keypoints": [0] * 51, "num_keypoints": 0, "iscrowd": 1},
+            {"id": 33, "image_id": 1, "bbox": [0, 0, 50, 50], "keypoints": [0] * 51, "num_keypoints": 0, "iscrowd": 0},
+        ],
+    }
+    write_json(folder / "annotations" / "person_keypoints_train2017.json", db)
+    write_json(folder / "MSCOCO_train_SMPL_NeuralAnnot.json", {"30": neuralannot(320, 240)})
+    return folder
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data2d")
@@ -127,12 +156,56 @@ def data_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def coco_folder(tmp_path_factory) -> Path:
+    return write_coco(tmp_path_factory.mktemp("coco"))
+
+
+@pytest.fixture(scope="module")
 def fit_model(body_dir):
     return build_fit_model(body_dir)
 
 
 def force_augmentation(monkeypatch, aug: Augmentation) -> None:
     monkeypatch.setattr("hap3d.data.base.sample_augmentation", lambda rng, *a, **k: aug)
+
+
+# ----------------------------------------------------------------------------------------------- MSCOCO
+def test_coco_records(coco_folder, fit_model):
+    coco = MSCOCO(coco_folder, fit_model)
+    assert coco.filter_counts == {"annotations": 4, "crowd": 1, "no_keypoints": 1, "degenerate_bbox": 0, "kept": 2,
+                                  "kept_without_fit": 1}
+    assert isinstance(coco.records, PackedRecords)
+    a, b = coco.records
+    assert a.img_path == coco_folder / "images" / "train2017" / "000001.jpg" and a.img_size == (240, 320)
+    # a fit brings its camera; a person without one has none (per record, in one column store)
+    assert a.fit is not None and a.focal.tolist() == [500.0, 500.0] and a.princpt.tolist() == [160.0, 120.0]
+    assert b.fit is None and b.focal is None and b.princpt is None
+    assert a.joints.shape == (18, 3)  # + mid-hip pelvis
+    np.testing.assert_allclose(a.joints[17, :2], (a.joints[11, :2] + a.joints[12, :2]) / 2)
+    assert len(a.near_joints) == len(b.near_joints) == 1 and a.near_joints[0].shape == (17, 3)
+    np.testing.assert_array_equal(a.near_joints[0], b.joints[:17])
+    sample = coco[0]
+    assert _check_sample(sample, TRAIN_SHAPES) == [] and float(sample["meta"]["is_valid_fit"]) == 1.0
+    assert float(coco[1]["meta"]["is_valid_fit"]) == 0.0
+
+
+def test_packed_records_concat_of_parts_with_and_without_cameras(coco_folder, fit_model):
+    a, b = MSCOCO(coco_folder, fit_model).records
+    both = PackedRecords.concat([PackedRecords([b]), PackedRecords([a]), PackedRecords([b])])
+    assert [r.focal is None for r in both] == [True, False, True]
+    np.testing.assert_array_equal(both[1].focal, a.focal)
+    assert both[1].fit is not None and both[2].fit is None
+
+
+def test_neuralannot_extra_field_must_be_a_number(data_root, fit_model, tmp_path):
+    folder = tmp_path / "CrowdPose"
+    shutil.copytree(data_root / "CrowdPose", folder)
+    path = folder / "annotations" / "CrowdPose_train_SMPL_NeuralAnnot.json"
+    fits = json.loads(path.read_text())
+    fits["21"]["fit_err"] = "large"
+    path.write_text(json.dumps(fits))
+    with pytest.raises(DataError, match=r"CrowdPose_train_SMPL_NeuralAnnot.json: entry 21 field 'fit_err'"):
+        CrowdPose(folder, fit_model)
 
 
 # ----------------------------------------------------------------------------------------------- MPII
@@ -193,7 +266,6 @@ def test_crowdpose_records(data_root, fit_model):
     # fits: the reference keeps fit_err >= 5 (21), the fix keeps fit_err < 5 (20); 23 has none
     assert [r.fit is not None for r in compat.records] == [False, True, False]
     assert [r.fit is not None for r in fixed.records] == [True, False, False]
-    assert compat.records[1].fit_extra == {"fit_err": 8.0} and fixed.records[0].fit_extra == {"fit_err": 2.0}
     assert compat.filter_counts == {"annotations": 4, "no_keypoints": 1, "degenerate_bbox": 0, "kept": 3,
                                     "kept_without_fit": 2, "fit_rejected": 1, "images_size_corrected": 0,
                                     "images_size_unchecked": 0}

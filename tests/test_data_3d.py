@@ -20,7 +20,8 @@ import torch
 from hap3d.body.joints import convert_joints, get_joint_set, joint_mapping
 from hap3d.data import build_fit_model
 from hap3d.data.check import TRAIN_SHAPES, _check_sample, check_data_root
-from hap3d.data.human36m import Human36M, PackedRecords
+from hap3d.data.base import PackedRecords
+from hap3d.data.human36m import Human36M
 from hap3d.data.io import DataError, load_image
 from hap3d.data.muco import MuCo
 from hap3d.data.transforms import Augmentation, crop_image, flip_joints_2d, rotation_about_z

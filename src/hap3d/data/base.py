@@ -15,6 +15,8 @@ another sample (or raises with ``strict``), so one bad file never ends a long ru
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import torch
 
 from hap3d.body.joints import convert_joints, get_joint_set
 from hap3d.data.fit import FitModel, FitTargets, compute_fit_targets, fit_error_mm, fit_param_valid
-from hap3d.data.io import DataError, load_image
+from hap3d.data.io import DataError, as_array, load_image, require
 from hap3d.data.posefix import replace_joints, synthesize_pose
 from hap3d.data.transforms import (
     Augmentation,
@@ -59,7 +61,120 @@ class PersonRecord:
     princpt: np.ndarray | None = None
     world_to_cam: tuple[np.ndarray, np.ndarray] | None = None  # (R, t metres) when the fit is in world frame
     near_joints: list[np.ndarray] = field(default_factory=list)  # other people's COCO17 joints (pixels)
-    fit_extra: dict[str, float] = field(default_factory=dict)
+
+
+NEAR_JOINTS = 17  # near-person joints are COCO17
+
+
+def read_fit(entry: object, path: Path, where: str) -> dict[str, np.ndarray]:
+    """{pose (72), shape (10), trans (3)} from one SMPL-parameter entry of a fit file."""
+    return {
+        "pose": as_array(require(entry, "pose", path, where), (72,), path, where + ".pose"),
+        "shape": as_array(require(entry, "shape", path, where), (10,), path, where + ".shape"),
+        "trans": as_array(require(entry, "trans", path, where), (3,), path, where + ".trans"),
+    }
+
+
+class PackedRecords(Sequence[PersonRecord]):
+    """Read-only sequence of :class:`PersonRecord` kept as a few large arrays; items are rebuilt as copies.
+
+    A list of records costs ~2.7 kB of Python objects per person and, in forked data-loader workers, every
+    access touches reference counts and un-shares memory pages; flat arrays cost ~1 kB and stay shared.
+    Optional fields (joint_cam, focal, princpt, world_to_cam) and the fit may be missing per record.
+    """
+
+    OPTIONAL = ("joint_cam", "focal", "princpt", "world_to_cam")
+
+    def __init__(self, records: Sequence[PersonRecord]) -> None:
+        n = len(records)
+        self._paths = np.array([os.fsencode(r.img_path) for r in records], dtype=np.bytes_) if n else np.zeros(0, "S1")
+        self._img_size = np.array([r.img_size for r in records], np.int32).reshape(n, 2)
+        self._bbox = np.array([r.bbox for r in records], np.float32).reshape(n, 4)
+        self._tight = np.array([r.tight_bbox for r in records], np.float32).reshape(n, 4)
+        self._joints = np.stack([r.joints for r in records]).astype(np.float32) if n else None
+        self._valid = np.stack([r.valid for r in records]).astype(np.float32) if n else None
+        self._has_fit = np.array([r.fit is not None for r in records], bool)
+        self._fit = np.zeros((n, 85), np.float32)
+        for i, r in enumerate(records):
+            if r.fit is not None:
+                self._fit[i] = np.concatenate([r.fit["pose"].reshape(72), r.fit["shape"].reshape(10), r.fit["trans"].reshape(3)])
+        # name -> (values, present) or None when no record has the field
+        self._optional: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+        for name in self.OPTIONAL:
+            values = [getattr(r, name) for r in records]
+            present = np.array([v is not None for v in values], bool)
+            if not present.any():
+                self._optional[name] = None
+                continue
+            if name == "world_to_cam":
+                values = [None if v is None else np.concatenate([np.asarray(v[0]).reshape(9), np.asarray(v[1]).reshape(3)])
+                          for v in values]
+            given = np.stack([v for v in values if v is not None]).astype(np.float32)
+            column = np.zeros((n, *given.shape[1:]), np.float32)
+            column[present] = given
+            self._optional[name] = (column, present)
+        counts = [len(r.near_joints) for r in records]
+        self._near_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        near = [nj[:NEAR_JOINTS] for r in records for nj in r.near_joints]
+        self._near = np.stack(near).astype(np.float32) if near else np.zeros((0, NEAR_JOINTS, 3), np.float32)
+
+    @classmethod
+    def concat(cls, parts: Sequence[PackedRecords]) -> PackedRecords:
+        """One store from several (e.g. one per subject, so that only one subject is ever unpacked)."""
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls([])
+        out = cls.__new__(cls)
+        for name in ("_paths", "_img_size", "_bbox", "_tight", "_joints", "_valid", "_has_fit", "_fit", "_near"):
+            setattr(out, name, np.concatenate([getattr(p, name) for p in parts]))
+        out._optional = {}
+        for name in cls.OPTIONAL:
+            columns = [p._optional[name] for p in parts]
+            shape = next((c[0].shape[1:] for c in columns if c is not None), None)
+            if shape is None:
+                out._optional[name] = None
+                continue
+            filled = [c if c is not None else (np.zeros((len(p), *shape), np.float32), np.zeros(len(p), bool))
+                      for p, c in zip(parts, columns)]
+            out._optional[name] = (np.concatenate([f[0] for f in filled]), np.concatenate([f[1] for f in filled]))
+        offsets = np.cumsum([0] + [len(p._near) for p in parts[:-1]])
+        out._near_start = np.concatenate([[0]] + [p._near_start[1:] + o for p, o in zip(parts, offsets)]).astype(np.int64)
+        return out
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, idx):  # type: ignore[override]
+        if isinstance(idx, slice):
+            return [self[i] for i in range(*idx.indices(len(self)))]
+        n = len(self)
+        if not -n <= idx < n:
+            raise IndexError(f"record index {idx} out of range for {n} records")
+        i = int(idx) % n
+
+        def opt(name: str) -> np.ndarray | None:
+            col = self._optional[name]
+            return None if col is None or not col[1][i] else col[0][i].copy()
+
+        w2c = opt("world_to_cam")
+        fit = self._fit[i]
+        return PersonRecord(
+            img_path=Path(os.fsdecode(self._paths[i])),
+            img_size=(int(self._img_size[i, 0]), int(self._img_size[i, 1])),
+            bbox=self._bbox[i].copy(),
+            tight_bbox=self._tight[i].copy(),
+            joints=self._joints[i].copy(),
+            valid=self._valid[i].copy(),
+            joint_cam=opt("joint_cam"),
+            fit={"pose": fit[:72].copy(), "shape": fit[72:82].copy(), "trans": fit[82:].copy()} if self._has_fit[i] else None,
+            focal=opt("focal"),
+            princpt=opt("princpt"),
+            world_to_cam=None if w2c is None else (w2c[:9].reshape(3, 3), w2c[9:]),
+            near_joints=list(self._near[self._near_start[i] : self._near_start[i + 1]].copy()),
+        )
+
+    def __iter__(self) -> Iterator[PersonRecord]:
+        return (self[i] for i in range(len(self)))
 
 
 def overlapping_people(tight_boxes: np.ndarray, threshold: float = 0.1) -> list[np.ndarray]:
@@ -98,12 +213,13 @@ class TrainDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.epoch = 0
         self.skipped: dict[str, int] = {}
+        self.filter_counts: dict[str, int] = {}  # the reader's tally of kept and dropped annotations
         self.records = self.load()
         js = get_joint_set(self.joint_set)
         self.replace_idx = tuple(js.index(n) for n in self.posefix_joints)
 
     # ----------------------------------------------------------------- hooks
-    def load(self) -> list[PersonRecord]:
+    def load(self) -> Sequence[PersonRecord]:
         raise NotImplementedError
 
     @property

@@ -19,21 +19,18 @@ rotation into the root and re-derives the translation (``PersonRecord.world_to_c
 ``reference_compat`` changes nothing here: the reference reader has no quirk with a numerical effect beyond
 those :class:`~hap3d.data.base.TrainDataset` handles for every set (joints_mask = GT truncation, #23).
 
-Records are stored column-wise (:class:`PackedRecords`): ~300k people as a few arrays rather than ~300k Python
-objects, which data-loader workers would otherwise copy page by page.
+Records are stored column-wise (:class:`~hap3d.data.base.PackedRecords`): ~300k people as a few arrays.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from hap3d.body.joints import H36M17
-from hap3d.data.base import PersonRecord, TrainDataset
+from hap3d.data.base import PackedRecords, PersonRecord, TrainDataset, read_fit
 from hap3d.data.fit import FitModel, FitTargets
 from hap3d.data.io import DataError, as_array, load_json, require
 from hap3d.data.transforms import Augmentation, process_bbox
@@ -44,16 +41,6 @@ SPLITS = {  # subjects, frame subsampling, cameras (None = all)
     "train": ((1, 5, 6, 7, 8), 5, None),
     "test": ((9, 11), 64, ("4",)),
 }
-NEAR_JOINTS = 17  # COCO17 near-person joints
-
-
-def read_fit(entry: object, path: Path, where: str) -> dict[str, np.ndarray]:
-    """{pose (72), shape (10), trans (3)} from one SMPL-parameter entry."""
-    return {
-        "pose": as_array(require(entry, "pose", path, where), (72,), path, where + ".pose"),
-        "shape": as_array(require(entry, "shape", path, where), (10,), path, where + ".shape"),
-        "trans": as_array(require(entry, "trans", path, where), (3,), path, where + ".trans"),
-    }
 
 
 def cam_to_pixel(cam: np.ndarray, focal: np.ndarray, princpt: np.ndarray) -> np.ndarray:
@@ -61,101 +48,6 @@ def cam_to_pixel(cam: np.ndarray, focal: np.ndarray, princpt: np.ndarray) -> np.
     x = cam[:, 0] / cam[:, 2] * focal[0] + princpt[0]
     y = cam[:, 1] / cam[:, 2] * focal[1] + princpt[1]
     return np.stack([x, y, cam[:, 2]], 1)
-
-
-class PackedRecords(Sequence[PersonRecord]):
-    """Read-only sequence of :class:`PersonRecord` kept as a few large arrays; items are rebuilt as copies.
-
-    A list of records costs ~2.7 kB of Python objects per person and, in forked data-loader workers, every
-    access touches reference counts and un-shares memory pages; flat arrays cost ~1 kB and stay shared.
-    Optional fields (joint_cam, focal, princpt, world_to_cam) must be set on all records or on none; a
-    missing fit is allowed per record. ``fit_extra`` is not stored (these readers do not use it).
-    """
-
-    OPTIONAL = ("joint_cam", "focal", "princpt", "world_to_cam")
-
-    def __init__(self, records: Sequence[PersonRecord]) -> None:
-        n = len(records)
-        self._paths = np.array([os.fsencode(r.img_path) for r in records], dtype=np.bytes_) if n else np.zeros(0, "S1")
-        self._img_size = np.array([r.img_size for r in records], np.int32).reshape(n, 2)
-        self._bbox = np.array([r.bbox for r in records], np.float32).reshape(n, 4)
-        self._tight = np.array([r.tight_bbox for r in records], np.float32).reshape(n, 4)
-        self._joints = np.stack([r.joints for r in records]).astype(np.float32) if n else None
-        self._valid = np.stack([r.valid for r in records]).astype(np.float32) if n else None
-        self._has_fit = np.array([r.fit is not None for r in records], bool)
-        self._fit = np.zeros((n, 85), np.float32)
-        for i, r in enumerate(records):
-            if r.fit is not None:
-                self._fit[i] = np.concatenate([r.fit["pose"].reshape(72), r.fit["shape"].reshape(10), r.fit["trans"].reshape(3)])
-        self._optional: dict[str, np.ndarray | None] = {}
-        for name in self.OPTIONAL:
-            values = [getattr(r, name) for r in records]
-            if not values or any(v is None for v in values):
-                if not all(v is None for v in values):
-                    raise ValueError(f"PackedRecords: '{name}' is set on some records only")
-                self._optional[name] = None
-                continue
-            if name == "world_to_cam":
-                values = [np.concatenate([np.asarray(rot).reshape(9), np.asarray(t).reshape(3)]) for rot, t in values]
-            self._optional[name] = np.stack(values).astype(np.float32)
-        counts = [len(r.near_joints) for r in records]
-        self._near_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        near = [nj for r in records for nj in r.near_joints]
-        self._near = np.stack(near).astype(np.float32) if near else np.zeros((0, NEAR_JOINTS, 3), np.float32)
-
-    @classmethod
-    def concat(cls, parts: Sequence[PackedRecords]) -> PackedRecords:
-        """One store from several (e.g. one per subject, so that only one subject is ever unpacked)."""
-        parts = [p for p in parts if len(p)]
-        if not parts:
-            return cls([])
-        out = cls.__new__(cls)
-        for name in ("_paths", "_img_size", "_bbox", "_tight", "_joints", "_valid", "_has_fit", "_fit", "_near"):
-            setattr(out, name, np.concatenate([getattr(p, name) for p in parts]))
-        out._optional = {}
-        for name in cls.OPTIONAL:
-            values = [p._optional[name] for p in parts]
-            if any(v is None for v in values) and not all(v is None for v in values):
-                raise ValueError(f"PackedRecords.concat: '{name}' is set in some parts only")
-            out._optional[name] = None if values[0] is None else np.concatenate(values)
-        offsets = np.cumsum([0] + [len(p._near) for p in parts[:-1]])
-        out._near_start = np.concatenate([[0]] + [p._near_start[1:] + o for p, o in zip(parts, offsets)]).astype(np.int64)
-        return out
-
-    def __len__(self) -> int:
-        return len(self._paths)
-
-    def __getitem__(self, idx):  # type: ignore[override]
-        if isinstance(idx, slice):
-            return [self[i] for i in range(*idx.indices(len(self)))]
-        n = len(self)
-        if not -n <= idx < n:
-            raise IndexError(f"record index {idx} out of range for {n} records")
-        i = int(idx) % n
-
-        def opt(name: str) -> np.ndarray | None:
-            col = self._optional[name]
-            return None if col is None else col[i].copy()
-
-        w2c = opt("world_to_cam")
-        fit = self._fit[i]
-        return PersonRecord(
-            img_path=Path(os.fsdecode(self._paths[i])),
-            img_size=(int(self._img_size[i, 0]), int(self._img_size[i, 1])),
-            bbox=self._bbox[i].copy(),
-            tight_bbox=self._tight[i].copy(),
-            joints=self._joints[i].copy(),
-            valid=self._valid[i].copy(),
-            joint_cam=opt("joint_cam"),
-            fit={"pose": fit[:72].copy(), "shape": fit[72:82].copy(), "trans": fit[82:].copy()} if self._has_fit[i] else None,
-            focal=opt("focal"),
-            princpt=opt("princpt"),
-            world_to_cam=None if w2c is None else (w2c[:9].reshape(3, 3), w2c[9:]),
-            near_joints=list(self._near[self._near_start[i] : self._near_start[i + 1]].copy()),
-        )
-
-    def __iter__(self) -> Iterator[PersonRecord]:
-        return (self[i] for i in range(len(self)))
 
 
 class Human36M(TrainDataset):
@@ -182,7 +74,6 @@ class Human36M(TrainDataset):
         if split not in SPLITS:
             raise ValueError(f"unknown Human36M split {split!r}; known: {', '.join(SPLITS)}")
         self.split = split
-        self.filter_counts: dict[str, int] = {}
         super().__init__(root, fit_model, reference_compat, seed, strict, split == "train" if augment is None else augment)
 
     def annotation_file(self, subject: int, kind: str) -> Path:

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from hap3d.body.joints import convert_joints
-from hap3d.data.base import PersonRecord, TrainDataset, overlapping_people
-from hap3d.data.fit import FitModel, FitTargets
-from hap3d.data.human36m import PackedRecords, read_fit
+from hap3d.data.base import PackedRecords, PersonRecord, TrainDataset, overlapping_people, read_fit
+from hap3d.data.fit import FitTargets
 from hap3d.data.io import DataError, as_array, load_json, require
 from hap3d.data.transforms import Augmentation, process_bbox
 
@@ -48,18 +47,6 @@ class MuCo(TrainDataset):
         "R_Shoulder", "R_Elbow", "R_Wrist", "L_Shoulder", "L_Elbow", "L_Wrist", "R_Hip", "R_Knee", "R_Ankle", "L_Hip",
         "L_Knee", "L_Ankle",
     )
-
-    def __init__(
-        self,
-        root: str | Path,
-        fit_model: FitModel | None,
-        reference_compat: bool = True,
-        seed: int = 0,
-        strict: bool = False,
-        augment: bool = True,
-    ) -> None:
-        self.filter_counts: dict[str, int] = {}
-        super().__init__(root, fit_model, reference_compat, seed, strict, augment)
 
     @property
     def annotation_file(self) -> Path:

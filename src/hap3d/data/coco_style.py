@@ -1,0 +1,150 @@
+"""What the COCO-format 2D training sets share: a keypoint file in COCO's schema plus a NeuralAnnot SMPL-fit file.
+
+MSCOCO, MPII and CrowdPose differ only in where their files are, how many keypoints they have, which annotations
+they drop and (CrowdPose) how they treat image sizes and fits; :class:`CocoStyleDataset` does the rest once:
+parse and validate the records, process the boxes, attach the fits, find the overlapping people each PoseFix
+sample needs, keep a tally of what was dropped and store the result column-wise.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from hap3d.body.joints import convert_joints, get_joint_set
+from hap3d.data.base import PackedRecords, PersonRecord, TrainDataset, overlapping_people, read_fit
+from hap3d.data.io import DataError, as_array, load_json, require
+from hap3d.data.transforms import add_midpoint, process_bbox
+
+log = logging.getLogger(__name__)
+
+
+def find_first(candidates: list[Path], what: str) -> Path:
+    """The first existing file among the places a file is found in the wild."""
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise DataError(f"{what} not found; looked for " + ", ".join(str(c) for c in candidates))
+
+
+def read_neuralannot(path: Path, extra: tuple[str, ...] = ()) -> dict[int, dict[str, np.ndarray | float]]:
+    """{ann_id: {pose, shape, trans, focal, princpt, *extra}} from a NeuralAnnot file.
+
+    ``extra`` names per-entry numeric fields some releases add (CrowdPose's ``fit_err``); they are required.
+    """
+    raw = load_json(path, "NeuralAnnot SMPL file")
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected a mapping from annotation id to fits, got {type(raw).__name__}")
+    out: dict[int, dict[str, np.ndarray | float]] = {}
+    for aid, entry in raw.items():
+        where = f"entry {aid}"
+        fit: dict[str, np.ndarray | float] = dict(read_fit(require(entry, "smpl_param", path, where), path, where + ".smpl_param"))
+        cam = require(entry, "cam_param", path, where)
+        for key in ("focal", "princpt"):
+            fit[key] = as_array(require(cam, key, path, where + ".cam_param"), (2,), path, f"{where}.cam_param.{key}")
+        for key in extra:
+            value = require(entry, key, path, where)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise DataError(f"{path}: {where} field '{key}' is not a number ({value!r})")
+            fit[key] = float(value)
+        out[int(aid)] = fit
+    return out
+
+
+class CocoStyleDataset(TrainDataset):
+    """Base of the readers of COCO-format keypoint files with NeuralAnnot fits. Subclasses set the attributes
+    and the file locations; the hooks below cover what differs between datasets."""
+
+    num_keypoints = 17
+    image_folder = "images"  # image paths are root / image_folder / file_name
+    pelvis_from_hips: str | None = None  # joint set whose hips give an added mid-hip pelvis row
+    neuralannot_extra: tuple[str, ...] = ()
+    extra_counts: tuple[str, ...] = ()  # dataset-specific entries of ``filter_counts``
+
+    @property
+    def annotation_file(self) -> Path:
+        raise NotImplementedError
+
+    @property
+    def neuralannot_file(self) -> Path:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- hooks
+    def drop_reason(self, ann: dict, keypoints: np.ndarray) -> str | None:
+        """A ``filter_counts`` key when the annotation is not a training person, else None."""
+        return None
+
+    def image_size(self, img: dict, image_id: int, path: Path) -> tuple[int, int]:
+        """(width, height) used for box clipping and flips: the annotated size by default."""
+        return int(require(img, "width", path, f"image {image_id}")), int(require(img, "height", path, f"image {image_id}"))
+
+    def keep_fit(self, fit: dict) -> bool:
+        return True
+
+    # ----------------------------------------------------------------- parsing
+    def load(self) -> PackedRecords:
+        path = self.annotation_file
+        db = load_json(path, f"{self.name} annotation file")
+        fits = read_neuralannot(self.neuralannot_file, self.neuralannot_extra)
+        images = {int(require(im, "id", path, "an image record")): im for im in require(db, "images", path, "the file")}
+        counts = self.filter_counts = dict.fromkeys(
+            ("annotations", *self.extra_counts, "degenerate_bbox", "kept", "kept_without_fit"), 0
+        )
+        sizes: dict[int, tuple[int, int]] = {}
+        by_image: dict[int, list[PersonRecord]] = {}
+        for ann in require(db, "annotations", path, "the file"):
+            aid = int(require(ann, "id", path, "an annotation"))
+            where = f"annotation {aid}"
+            counts["annotations"] += 1
+            image_id = int(require(ann, "image_id", path, where))
+            img = images.get(image_id)
+            if img is None:
+                raise DataError(f"{path}: {where} refers to image_id {image_id}, which is not in 'images'")
+            kps = as_array(require(ann, "keypoints", path, where), (self.num_keypoints, 3), path, where + " 'keypoints'")
+            reason = self.drop_reason(ann, kps)
+            if reason is not None:
+                counts[reason] += 1
+                continue
+            if image_id not in sizes:
+                sizes[image_id] = self.image_size(img, image_id, path)
+            width, height = sizes[image_id]
+            tight = as_array(require(ann, "bbox", path, where), (4,), path, where + " 'bbox'")
+            bbox = process_bbox(tight, width, height)
+            if bbox is None:
+                counts["degenerate_bbox"] += 1
+                continue
+            if self.pelvis_from_hips is not None:
+                kps = add_midpoint(kps, get_joint_set(self.pelvis_from_hips).joints, "L_Hip", "R_Hip")
+            valid = (kps[:, 2:3] > 0).astype(np.float32)
+            kps[:, 2] = valid[:, 0]
+            fit = fits.get(aid)
+            if fit is not None and not self.keep_fit(fit):
+                counts["fit_rejected"] += 1
+                fit = None
+            counts["kept"] += 1
+            counts["kept_without_fit"] += fit is None
+            file_name = str(require(img, "file_name", path, f"image {image_id}"))
+            by_image.setdefault(image_id, []).append(
+                PersonRecord(
+                    img_path=self.root / self.image_folder / file_name,
+                    img_size=(height, width),
+                    bbox=bbox,
+                    tight_bbox=tight,
+                    joints=kps,
+                    valid=valid,
+                    fit=None if fit is None else {k: fit[k] for k in ("pose", "shape", "trans")},
+                    focal=None if fit is None else fit["focal"],
+                    princpt=None if fit is None else fit["princpt"],
+                )
+            )
+        records = []
+        for people in by_image.values():
+            for person, near in zip(people, overlapping_people(np.stack([p.tight_bbox for p in people]))):
+                person.near_joints = [convert_joints(people[k].joints, self.joint_set, "coco17") for k in near]
+            records.extend(people)
+        dropped = ", ".join(f"{k.replace('_', ' ')} {counts[k]}" for k in (*self.extra_counts, "degenerate_bbox"))
+        log.info("%s: %d of %d annotations kept (%d without SMPL fit); %s", self.name, counts["kept"],
+                 counts["annotations"], counts["kept_without_fit"], dropped)
+        return PackedRecords(records)
