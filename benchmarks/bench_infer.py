@@ -18,7 +18,7 @@ import torch
 
 from hap3d.body.synth import write_body_model_dir
 from hap3d.config import ModelConfig
-from hap3d.data.io import load_image
+from hap3d.data.io import load_image_rgb
 from hap3d.infer.demo import write_item
 from hap3d.infer.predictor import Predictor
 from hap3d.model import build_model
@@ -52,7 +52,7 @@ def main() -> None:
             start = time.perf_counter()
             for p in paths:
                 t0 = time.perf_counter()
-                img = np.clip(load_image(p), 0, 255).astype(np.uint8)
+                img = load_image_rgb(p)
                 t1 = time.perf_counter()
                 prepared, _ = predictor.prepare(img, [KEYPOINTS, KEYPOINTS + np.array([500, 0, 0], np.float32)])
                 t2 = time.perf_counter()

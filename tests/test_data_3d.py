@@ -486,3 +486,23 @@ def test_data_check(data_root, body_dir):
     assert by_name["Human36M"].samples == 11 and by_name["Human36M"].with_fit == 9
     assert by_name["MuCo"].samples == 3 and by_name["MuCo"].with_fit == 2
     assert all(d.spot_ok == d.spot_total == 2 for d in report.datasets)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_crop_equals_warping_the_whole_float_frame(flip):
+    """The crop converts only the pixels it samples; the result is bit-identical to the reference's way (the
+    whole frame to float RGB, flipped, warped) for boxes inside, across and outside the frame, uint8 or float."""
+    rng = np.random.default_rng(7)
+    for t in range(40):
+        h, w = int(rng.integers(60, 700)), int(rng.integers(60, 700))
+        bgr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        box = np.array([rng.uniform(-0.6 * w, w), rng.uniform(-0.6 * h, h), rng.uniform(5, 1.5 * w), rng.uniform(5, 1.5 * h)],
+                       np.float32)
+        aug = Augmentation(float(rng.uniform(0.75, 1.25)), float(rng.uniform(-30, 30)), (1.0, 1.1, 0.9), flip)
+        ours = crop_image(bgr if t % 2 else bgr.astype(np.float32), box, aug, out_size=64, bgr=True)
+        frame = bgr[:, :, ::-1].astype(np.float32)
+        if flip:
+            frame = np.ascontiguousarray(frame[:, ::-1])
+        expected = cv2.warpAffine(frame, ours.img2bb, (64, 64), flags=cv2.INTER_LINEAR)
+        expected = np.clip(expected * np.asarray(aug.color)[None, None], 0, 255).astype(np.float32)
+        np.testing.assert_array_equal(ours.img, expected)

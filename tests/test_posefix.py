@@ -11,6 +11,8 @@ geometric invariants every outcome must satisfy.
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +29,9 @@ from hap3d.data.posefix import (
     synthesize_pose,
     type_probabilities,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from reference_style import posefix_joint  # noqa: E402  (the transcription the data benchmark runs)
 
 JITTER, MISS, INV, SWAP, GOOD = (ERROR_TYPES.index(t) for t in ("jitter", "miss", "inv", "swap", "good"))
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -318,48 +323,10 @@ def test_contested_outcomes_respect_the_distance_tests(quirks: bool) -> None:
             assert satisfies_some_type(o[j, :2], cands, slot if has_inv else None, skip, radii[j]), (j, o[j])
 
 
-def direct_joint(j, joints, near, area, num_overlap, rng, quirks) -> np.ndarray:
-    """A plain transcription of spec §5.3 for one joint whose partner is still unsynthesised (one ring at a time,
-    every point simulated); returns (x, y, valid)."""
-    d85, d50, d10 = (oks_radius(ks, area)[j] for ks in (0.85, 0.5, 0.1))
-    prior = type_probabilities(int((joints[:, 2] > 0).sum()), num_overlap)[j]
-    p = PARTNER[j]
-    has_inv = p >= 0 and joints[p, 2] > 0
-    swap = near[near[:, j, 2] > 0, j, :2]
-    inv = joints[[p], :2] if has_inv else np.empty((0, 2))
-    swap_inv = near[near[:, p, 2] > 0, p, :2] if p >= 0 else np.empty((0, 2))
-    cands = np.concatenate([joints[[j], :2], swap, inv, swap_inv])
-    inv_idx = 1 + len(swap)
-
-    def ring(src, n, lo, hi, refs, clearance=None):
-        """Points around cands[src] farther than clearance (default: their own radius) from every reference."""
-        angle, r = rng.uniform(0, 2 * np.pi, n), rng.uniform(lo, hi, n)
-        pts = cands[src] + r[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
-        dist2 = (pts[:, 0, None] - cands[refs, 0]) ** 2 + (pts[:, 1, None] - cands[refs, 1]) ** 2
-        return pts[(dist2 > ((r if clearance is None else np.full(n, clearance)) ** 2)[:, None]).all(axis=1)]
-
-    others = lambda i: [k for k in range(len(cands)) if k != i]  # noqa: E731
-    miss = [ring(m, 2000, d50, d10, others(m), clearance=d50) for m in range(len(cands))]
-    miss = [miss[0]] + [pts[rng.integers(0, len(pts), len(pts) // 4)] for pts in miss[1:] if len(pts)]
-    skip = inv_idx if (has_inv or quirks) and inv_idx < len(cands) else None  # quirk #22
-    refs = [0] + ([skip] if skip is not None else [])
-    pools = [
-        ring(0, 500, d85, d50, others(0)),
-        np.concatenate(miss),
-        ring(inv_idx, 500, 0, d50, others(inv_idx)) if has_inv else np.empty((0, 2)),
-        np.concatenate([ring(i, 500, 0, d50, refs) for i in range(1, len(cands)) if i != skip] + [np.empty((0, 2))]),
-        ring(0, 125, 0, d85, others(0)),
-    ]
-    weight = prior * np.array([len(pool) > 0 for pool in pools])
-    if weight.sum() == 0:
-        return np.zeros(3)
-    pool = pools[rng.choice(5, p=weight / weight.sum())]
-    return np.array([*pool[rng.integers(len(pool))], 1.0])
-
-
 @pytest.mark.parametrize(("j", "quirks"), [(9, True), (9, False)])
 def test_matches_a_direct_transcription_of_the_spec(j: int, quirks: bool) -> None:
-    """The vectorised, lazily simulated sampler and a direct transcription give the same outcome distribution in a
+    """The vectorised, lazily simulated sampler and a direct transcription (the data benchmark's baseline,
+    benchmarks/reference_style.py) give the same outcome distribution in a
     crowded layout: each outcome is binned by its nearest candidate and OKS distance band, and the two histograms
     must pass a chi-square test. Joint 9's partner comes later, so the transcription can run it alone, and is invalid
     while the neighbour's is not: the quirk #22 case."""
@@ -373,7 +340,7 @@ def test_matches_a_direct_transcription_of_the_spec(j: int, quirks: bool) -> Non
     n = 500
     ours = draw(joints, near, 1, n, seed=21 + j, quirks=quirks, box=box)[:, j]
     rng = np.random.default_rng(22 + j)
-    direct = np.stack([direct_joint(j, joints, near, area, 1, rng, quirks) for _ in range(n)])
+    direct = np.stack([posefix_joint(j, joints, near, area, 1, rng, quirks) for _ in range(n)])
     cands = np.concatenate([joints[[j], :2], near[:, j, :2], joints[[PARTNER[j]], :2], near[:, PARTNER[j], :2]])
 
     def bins(out: np.ndarray) -> np.ndarray:

@@ -106,7 +106,7 @@ def run_quickstart(out: Path, budget: str = "small", device: str = "auto", progr
 def render_overlays(model, test_set, out: Path, device, count: int = 3) -> list[Path]:
     """Run the demo's predictor and renderer on a few synthetic 3DPW images with their OpenPose keypoints."""
     from hap3d.body.joints import convert_joints
-    from hap3d.data.io import load_image
+    from hap3d.data.io import load_image_rgb
     from hap3d.infer.demo import write_item
     from hap3d.infer.predictor import Predictor
 
@@ -116,7 +116,7 @@ def render_overlays(model, test_set, out: Path, device, count: int = 3) -> list[
         by_image.setdefault(rec.img_path, []).append(convert_joints(rec.input_joints, rec.input_set, "coco17"))
     written = []
     for path, people in list(by_image.items())[:count]:
-        image = np.clip(load_image(path), 0, 255).astype(np.uint8)
+        image = load_image_rgb(path)
         result = predictor.predict(image, people)
         write_item(out / path.stem, image, result.people, predictor.faces, ("obj",), "auto")
         written.append(out / path.stem / "overlay.png")

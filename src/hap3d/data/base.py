@@ -25,7 +25,7 @@ import torch
 
 from hap3d.body.joints import convert_joints, get_joint_set
 from hap3d.data.fit import FitModel, FitTargets, compute_fit_targets, fit_error_mm, fit_param_valid
-from hap3d.data.io import DataError, as_array, load_image, require
+from hap3d.data.io import DataError, as_array, read_image_bgr, require
 from hap3d.data.posefix import replace_joints, synthesize_pose
 from hap3d.data.transforms import (
     Augmentation,
@@ -258,9 +258,9 @@ class TrainDataset(torch.utils.data.Dataset):
 
     # ----------------------------------------------------------------- assembly
     def build(self, rec: PersonRecord, rng: np.random.Generator) -> dict:
-        img = load_image(rec.img_path)
+        img = read_image_bgr(rec.img_path)
         aug = sample_augmentation(rng) if self.augment else Augmentation()
-        crop = crop_image(img, rec.bbox, aug)
+        crop = crop_image(img, rec.bbox, aug, bgr=True)
         height, width = rec.img_size
 
         joints, valid = rec.joints.astype(np.float32).copy(), rec.valid.astype(np.float32).copy()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from hap3d.data import DATASETS, build_fit_model, dataset_class, dataset_root
-from hap3d.data.io import load_image
+from hap3d.data.io import read_image_bgr
 from hap3d.utils import Hap3dError
 
 HAP_DATASETS = ("Human36M", "MuCo", "MSCOCO", "MPII", "PW3D")  # what HAP trains and tests on
@@ -221,7 +221,7 @@ def _spot_check(check: DatasetCheck, ds, n: int, shapes: dict[tuple[str, str], t
         try:
             sample = ds[i]
             problems = _check_sample(sample, shapes)
-            h, w = load_image(rec.img_path).shape[:2]
+            h, w = read_image_bgr(rec.img_path).shape[:2]
         except Exception as err:  # any failure here is what the check exists to report
             check.errors.append(f"sample {i} ({rec.img_path}) cannot be built: {type(err).__name__}: {err}")
             continue

@@ -16,14 +16,27 @@ class DataError(Hap3dError):
     """A dataset file is missing or malformed."""
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """RGB float32 (H, W, 3) in [0, 255]; EXIF orientation ignored, as the reference does."""
+def read_image_bgr(path: str | Path) -> np.ndarray:
+    """The decoded file as OpenCV gives it: BGR uint8 (H, W, 3); EXIF orientation ignored, as the reference does.
+
+    Training crops read this and convert only the pixels a crop needs (see ``crop_image``): converting a whole
+    1000x1000 frame to float costs more than the crop itself."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if not isinstance(img, np.ndarray):
         if not Path(path).exists():
             raise DataError(f"image not found: {path}")
         raise DataError(f"image cannot be decoded (corrupt or unsupported format): {path}")
-    return img[:, :, ::-1].astype(np.float32)
+    return img
+
+
+def load_image_rgb(path: str | Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3)."""
+    return np.ascontiguousarray(read_image_bgr(path)[:, :, ::-1])
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """RGB float32 (H, W, 3) in [0, 255], the reference's working format."""
+    return read_image_bgr(path)[:, :, ::-1].astype(np.float32)
 
 
 def load_json(path: str | Path, what: str = "annotation file") -> Any:

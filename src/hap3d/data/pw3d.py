@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hap3d.body.joints import convert_joints, get_joint_set
-from hap3d.data.io import DataError, as_array, load_image, load_json, require
+from hap3d.data.io import DataError, as_array, load_json, read_image_bgr, require
 from hap3d.data.transforms import (
     NO_AUGMENTATION,
     add_midpoint,
@@ -152,7 +152,7 @@ class PW3D(torch.utils.data.Dataset):
         valid = (joints[:, 2] > self.conf_thr).astype(np.float32)
         box_raw = joints_bbox(joints[:, :2], valid)
         bbox = self.crop_box(rec, joints, valid)
-        crop = crop_image(load_image(rec.img_path), bbox, NO_AUGMENTATION)
+        crop = crop_image(read_image_bgr(rec.img_path), bbox, NO_AUGMENTATION, bgr=True)
         joints = joints.copy()
         joints[:, :2] = to_heatmap_space(apply_affine(joints[:, :2], crop.img2bb))
         mask = valid[:, None] * inside_mask(joints, use_depth=False)

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hap3d.data.io import DataError, load_image
+from hap3d.data.io import DataError, load_image_rgb
 from hap3d.infer.export import save_glb, save_obj, save_person_json, save_person_npz, save_ply
 from hap3d.infer.predictor import PersonPrediction, Predictor
 from hap3d.infer.render import Camera, person_colour, render_overlay, render_side_view
@@ -137,7 +137,7 @@ def run_demo(
             rep.error = "no keypoints for this image in the keypoint file"
             continue
         try:
-            image = src if isinstance(src, np.ndarray) else np.clip(load_image(src), 0, 255).astype(np.uint8)
+            image = src if isinstance(src, np.ndarray) else load_image_rgb(src)
         except DataError as err:
             rep.error = str(err)
             continue
