@@ -128,7 +128,7 @@ def run(name: str, root: Path, fit_model, n: int, reference: bool = False) -> tu
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="tiny", choices=["tiny", "small", "medium"])
     ap.add_argument("--samples", type=int, default=100)
     ap.add_argument("--datasets", nargs="+", default=["MSCOCO", "Human36M", "MuCo", "MPII"])

@@ -29,7 +29,7 @@ KEYPOINTS = np.array([[222, 125, .95], [245, 108, .9], [200, 108, .9], [280, 120
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--depth", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)

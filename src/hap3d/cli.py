@@ -7,8 +7,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hap3d.utils import Hap3dError
+
+if TYPE_CHECKING:
+    from hap3d.infer.detect import Detections
 
 
 def _cmd_body_synth(args: argparse.Namespace) -> int:
@@ -112,6 +116,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.ckpt is None and not args.random_weights:
         print("hap3d: error: pass --ckpt (any checkpoint hap3d loads) or --random-weights", file=sys.stderr)
         return 2
+    if args.detector:
+        found = _detect(args.input, args.mediapipe_python)
+        keypoints, keypoint_errors = found.keypoints, found.errors
+    else:
+        keypoints, keypoint_errors = read_keypoints(args.keypoints), {}
     body = args.body_model_dir
     if body is None:
         from hap3d.body.synth import write_body_model_dir
@@ -124,8 +133,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     model = load_predictor_model(args.ckpt, body, random_weights=args.random_weights)
     predictor = Predictor(model, resolve_device(args.device), amp=args.amp, batch_size=args.batch_size)
-    code, reports = run_demo(predictor, Path(args.input), read_keypoints(args.keypoints), Path(args.out),
-                             tuple(args.formats.split(",")) if args.formats else (), backend=args.backend)
+    code, reports = run_demo(predictor, Path(args.input), keypoints, Path(args.out),
+                             tuple(args.formats.split(",")) if args.formats else (), backend=args.backend,
+                             keypoint_errors=keypoint_errors)
     for r in reports:
         if r.error:
             print(f"  {r.name}: {r.error}", file=sys.stderr)
@@ -133,10 +143,44 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _detect(inputs: str, python: str | None, min_confidence: float = 0.5, venv: str | None = None) -> Detections:
+    """MediaPipe keypoints for every input, with each image that failed printed (it gets no entry)."""
+    from hap3d.infer.detect import MediaPipeDetector
+
+    detector = MediaPipeDetector(python, min_confidence, venv)
+    print(f"detecting 2D keypoints with MediaPipe BlazePose ({detector.python}; at most one person per image)")
+    found = detector.detect_path(inputs, progress=True)
+    for name, err in found.errors.items():
+        print(f"  {name}: detection failed: {err}", file=sys.stderr)
+    return found
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from hap3d.infer.detect import setup_venv, write_keypoints
+
+    python = args.mediapipe_python
+    if args.setup:
+        python = setup_venv(args.venv, args.base_python)
+        if args.input is None:
+            return 0
+    elif args.input is None:
+        print("hap3d: error: pass INPUT (images, a folder or a video), or --setup", file=sys.stderr)
+        return 2
+    found = _detect(args.input, python, args.min_confidence, args.venv)
+    write_keypoints(args.out, found.keypoints)
+    people = sum(len(v) for v in found.keypoints.values())
+    print(f"{people} people in {len(found.keypoints) + len(found.errors)} items; keypoints in {args.out}")
+    return 1 if found.errors else 0
+
+
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from hap3d.quickstart import run_quickstart
 
     return run_quickstart(Path(args.out), budget=args.budget, device=args.device)
+
+
+MEDIAPIPE_PYTHON_HELP = ("python with mediapipe (default: $HAP3D_MEDIAPIPE_PYTHON, else this python if it has "
+                         "mediapipe, else the venv of `hap3d detect --setup`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,7 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="meshes, renders and exports for images, a folder or a video")
     d.add_argument("input", help="an image, a folder of images, or a video file")
-    d.add_argument("--keypoints", required=True, help="2D keypoints: demo JSON, COCO results JSON or OpenPose folder")
+    src = d.add_mutually_exclusive_group(required=True)
+    src.add_argument("--keypoints", help="2D keypoints: demo JSON, COCO results JSON or OpenPose folder")
+    src.add_argument("--detector", choices=["mediapipe"],
+                     help="detect 2D keypoints instead: MediaPipe BlazePose, at most one person per image "
+                          "(set up with `hap3d detect --setup`)")
+    d.add_argument("--mediapipe-python", help=MEDIAPIPE_PYTHON_HELP)
     d.add_argument("--ckpt", help="checkpoint (hap3d, reference snapshot or the 3DCrowdNet demo checkpoint)")
     d.add_argument("--random-weights", action="store_true", help="untrained network (pipeline tests only)")
     d.add_argument("--body-model-dir", help="folder with smpl/ (default: a procedural stand-in, with a warning)")
@@ -188,6 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--formats", default="obj,ply,glb", help="mesh formats, comma-separated (empty: none)")
     d.add_argument("--backend", default="auto", choices=["auto", "raster", "egl"], help="renderer")
     d.set_defaults(func=_cmd_demo)
+
+    x = sub.add_parser("detect", help="2D keypoints with MediaPipe BlazePose (one person per image) as demo JSON")
+    x.add_argument("input", nargs="?", help="an image, a folder of images, or a video file")
+    x.add_argument("--out", default="keypoints.json", help="demo JSON for `hap3d demo --keypoints`")
+    x.add_argument("--setup", action="store_true",
+                   help="create (or reuse) a venv with mediapipe and check that it works offline")
+    x.add_argument("--venv", help="the venv of --setup, also searched for detection (default: "
+                                  "$HAP3D_MEDIAPIPE_VENV, else ~/.cache/hap3d/mediapipe-venv)")
+    x.add_argument("--base-python", help="python that creates the venv (default: this one; mediapipe needs 3.9-3.12)")
+    x.add_argument("--mediapipe-python", help=MEDIAPIPE_PYTHON_HELP)
+    x.add_argument("--min-confidence", type=float, default=0.5, help="MediaPipe's person detection threshold")
+    x.set_defaults(func=_cmd_detect)
 
     body = sub.add_parser("body", help="body-model utilities")
     bsub = body.add_subparsers(dest="body_command", required=True)

@@ -117,8 +117,11 @@ def run_demo(
     formats: tuple[str, ...] = ("obj", "ply", "glb"),
     backend: str = "auto",
     progress: bool = True,
+    keypoint_errors: dict[str, str] | None = None,
 ) -> tuple[int, list[ItemReport]]:
-    """Process every input; returns (exit code: 0 all fine, 1 any item failed, reports)."""
+    """Process every input; returns (exit code: 0 all fine, 1 any item failed, reports).
+
+    ``keypoint_errors``: image name -> why it has no keypoints (e.g. the detector failed on it), reported as is."""
     images, video = list_inputs(inputs)
     by_stem = {Path(k).stem: v for k, v in keypoints.items()} | {Path(k).name: v for k, v in keypoints.items()}
     reports: list[ItemReport] = []
@@ -134,7 +137,8 @@ def run_demo(
         seen.update({name, stem})
         people = by_stem.get(name, by_stem.get(stem))
         if people is None:
-            rep.error = "no keypoints for this image in the keypoint file"
+            why = (keypoint_errors or {}).get(name, (keypoint_errors or {}).get(stem))
+            rep.error = f"no keypoints: {why}" if why else "no keypoints for this image in the keypoint file"
             continue
         try:
             image = src if isinstance(src, np.ndarray) else load_image_rgb(src)
