@@ -150,9 +150,11 @@ def crop_image(img: np.ndarray, bbox: np.ndarray, aug: Augmentation = NO_AUGMENT
     x1, y1 = min(int(np.ceil(foot[:, 0].max())) + 3, w), min(int(np.ceil(foot[:, 1].max())) + 3, h)
     frame = np.zeros((h, w, 3), np.float32)  # calloc: untouched pages cost nothing
     if x0 < x1 and y0 < y1:
-        region = img[y0:y1, w - x1 : w - x0][:, ::-1] if aug.flip else img[y0:y1, x0:x1]
-        frame[y0:y1, x0:x1] = region[:, :, ::-1] if bgr else region
+        region = img[y0:y1, w - x1 : w - x0] if aug.flip else img[y0:y1, x0:x1]
+        frame[y0:y1, x0:x1] = cv2.flip(np.ascontiguousarray(region), 1) if aug.flip else region
     patch = cv2.warpAffine(frame, fwd, (out_size, out_size), flags=cv2.INTER_LINEAR)
+    if bgr:  # channels are independent: swapping them after the warp touches 256² pixels, not the frame
+        patch = np.ascontiguousarray(patch[:, :, ::-1])
     if aug.color != (1.0, 1.0, 1.0):
         patch = np.clip(patch * np.asarray(aug.color, dtype=np.float64)[None, None], 0, 255).astype(np.float32)
     return Crop(patch, fwd, inv)
