@@ -59,6 +59,9 @@ class Pose:
             os._exit(3)
         if code == 3:
             print("chatter on stdout")
+        if code == 4:
+            import time
+            time.sleep(60)
         if code == 0:
             return SimpleNamespace(pose_landmarks=None)
         pts = [SimpleNamespace(x=i / 100, y=0.5 + i / 200, visibility=i / 32) for i in range(33)]
@@ -137,6 +140,12 @@ def test_worker_failures_name_the_python_and_its_stderr(fake_python, monkeypatch
     monkeypatch.setenv("FAKE_MP_MODE", "shuffled")
     with pytest.raises(Hap3dError, match="PoseLandmark"):
         MediaPipeDetector(fake_python).detect([("a", _image(50))])
+
+
+def test_a_hung_worker_is_stopped(fake_python, monkeypatch):
+    monkeypatch.setattr(detect, "REPLY_TIMEOUT_S", 2.0)
+    with pytest.raises(Hap3dError, match="no reply within 2 s"):
+        MediaPipeDetector(fake_python).detect([("a", _image(50)), ("hangs", _image(4))])
 
 
 def test_python_resolution_order(fake_python, tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,7 @@ MEDIAPIPE_VERSION = "0.10.21"
 WORKER = Path(__file__).with_name("mediapipe_worker.py")
 ENV_PYTHON = "HAP3D_MEDIAPIPE_PYTHON"
 ENV_VENV = "HAP3D_MEDIAPIPE_VENV"
+REPLY_TIMEOUT_S = 300.0  # for the first reply (imports and model load) and for each image
 
 # mediapipe.solutions.pose.PoseLandmark in index order; the worker reports the enum and a mismatch is an error.
 BLAZEPOSE33 = (
@@ -145,6 +147,10 @@ class _Worker:
         return reply
 
     def _receive(self) -> dict:
+        # A hung worker (rather than a crashed one) would block the run: wait for its reply a bounded time.
+        if os.name != "nt" and not select.select([self._proc.stdout], [], [], REPLY_TIMEOUT_S)[0]:
+            self._proc.kill()
+            raise self._failure(f"sent no reply within {REPLY_TIMEOUT_S:.0f} s and was stopped")
         line = self._proc.stdout.readline()
         if not line:
             raise self._failure("stopped")
