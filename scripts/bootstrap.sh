@@ -4,7 +4,7 @@
 #   HAP3D_PYTHON       python used to create the venv (default: python3)
 #   HAP3D_TORCH_SPEC   what to pip-install when torch is missing (default: torch==2.13.0; for a specific
 #                      CUDA build, install torch into the venv yourself first or set this)
-#   HAP3D_EXTRAS       pip extras to install (default: test)
+#   HAP3D_EXTRAS       pip extras to install (default: test,render; render adds headless GL via moderngl)
 set -euo pipefail
 venv="${1:-.venv}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +20,7 @@ if ! "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
 fi
 stamp="$venv/.hap3d-installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
-  echo "[bootstrap] installing hap3d[${HAP3D_EXTRAS:-test}] into $venv"
-  "${pip[@]}" install -e "$root[${HAP3D_EXTRAS:-test}]"
+  echo "[bootstrap] installing hap3d[${HAP3D_EXTRAS:-test,render}] into $venv"
+  "${pip[@]}" install -e "$root[${HAP3D_EXTRAS:-test,render}]"
   touch "$stamp"
 fi

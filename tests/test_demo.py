@@ -71,7 +71,7 @@ def test_overlay_changes_exactly_the_mesh_pixels(demo_run, body_dir):
     npz = np.load(out / "astronaut" / "person_0.npz")
     cam = Camera(float(npz["focal"]), float(npz["focal"]), *map(float, npz["princpt"]))
     faces = build_model(ModelConfig(**TINY_VIT), body_dir).smpl.faces.numpy()
-    depth, _, _ = rasterize(npz["vertices"], faces, cam, *photo.shape[:2])
+    depth, _ = rasterize(npz["vertices"], faces, cam, *photo.shape[:2])
     covered = np.isfinite(depth)
     changed = np.any(overlay != photo, axis=2)
     assert covered.sum() > 500, "the person should be visible in the photo"

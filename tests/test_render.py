@@ -8,6 +8,7 @@ import trimesh
 
 from hap3d.infer.render import (
     Camera,
+    barycentrics,
     gl_available,
     person_colour,
     rasterize,
@@ -45,7 +46,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 def test_sphere_silhouette_is_the_analytic_disc():
     R, d = 0.5, 5.0
     v, f = sphere(R, (0.0, 0.0, d))
-    depth, face_index, bary = rasterize(v, f, CAM, H, W)
+    depth, face_index = rasterize(v, f, CAM, H, W)
+    bary = barycentrics(v, f, CAM, face_index)
     # A centred sphere's silhouette is the ellipse of the tangent cone: radius f * R / sqrt(d^2 - R^2) per axis.
     u, w = pixel_grid()
     k = R / np.sqrt(d * d - R * R)
@@ -60,7 +62,8 @@ def test_sphere_silhouette_is_the_analytic_disc():
 def test_depth_and_barycentrics_on_a_tilted_plane_are_exact():
     slope, z0 = 0.5, 2.0
     v, f = quad(-0.6, 0.6, -0.4, 0.4, lambda x, y: z0 + slope * x)
-    depth, face_index, bary = rasterize(v, f, CAM, H, W)
+    depth, face_index = rasterize(v, f, CAM, H, W)
+    bary = barycentrics(v, f, CAM, face_index)
     hit = face_index >= 0
     assert hit.sum() > 0.3 * H * W
     # The pixel's ray (a, b, 1) t meets z = z0 + slope x at t = z0 / (1 - slope a).
@@ -81,7 +84,7 @@ def test_nearest_mesh_wins_regardless_of_order():
         v = np.concatenate([parts[0][0], parts[1][0]])
         f = np.concatenate([parts[0][1], parts[1][1] + 4])
         near_ids = {0, 1} if first_near else {2, 3}
-        depth, face_index, _ = rasterize(v, f, CAM, H, W)
+        depth, face_index = rasterize(v, f, CAM, H, W)
         # The centre of the overlap, x = y = 0, projects to the principal point.
         r, c = round(CAM.cy), round(CAM.cx)
         assert face_index[r, c] in near_ids and depth[r, c] == pytest.approx(2.0)
@@ -93,19 +96,19 @@ def test_faces_behind_or_at_the_camera_are_skipped():
     v, f = quad(-1, 1, -1, 1, lambda x, y: -1.0 if x < 0 else 2.0)  # straddles the camera plane
     behind_v, behind_f = quad(-1, 1, -1, 1, lambda x, y: -2.0)
     for verts, faces in ((v, f), (behind_v, behind_f)):
-        depth, face_index, _ = rasterize(verts, faces, CAM, H, W)
+        depth, face_index = rasterize(verts, faces, CAM, H, W)
         assert (face_index < 0).all() and np.isinf(depth).all()
 
 
 def test_no_far_clipping():
     v, f = sphere(50.0, (0.0, 0.0, 1000.0))  # 1 km away, past the reference's 100 m far plane
-    _, face_index, _ = rasterize(v, f, CAM, H, W)
+    _, face_index = rasterize(v, f, CAM, H, W)
     assert (face_index >= 0).sum() > 100
 
 
 def test_shade_headlight_and_colour():
     v, f = quad(-0.5, 0.5, -0.5, 0.5, lambda x, y: 2.0)  # faces the camera: full headlight
-    _, face_index, _ = rasterize(v, f, CAM, H, W)
+    _, face_index = rasterize(v, f, CAM, H, W)
     rgb, alpha = shade(v, f, face_index, (1.0, 0.5, 0.0), ambient=0.2, diffuse=0.6)
     assert (alpha == (face_index >= 0)).all()
     np.testing.assert_allclose(rgb[alpha], np.broadcast_to([0.8, 0.4, 0.0], rgb[alpha].shape), atol=1e-6)
@@ -174,8 +177,9 @@ def test_person_colours_are_distinct_rgb():
 @pytest.mark.skipif(not gl_available(), reason="no GL: moderngl (pip install hap3d[render]) or EGL unavailable")
 def test_gl_backend_matches_the_rasterizer():
     v, f = sphere()
-    d_r, f_r, _ = rasterize(v, f, CAM, H, W)
-    d_g, f_g, b_g = rasterize_gl(v, f, CAM, H, W)
+    d_r, f_r = rasterize(v, f, CAM, H, W)
+    d_g, f_g = rasterize_gl(v, f, CAM, H, W)
+    b_g = barycentrics(v, f, CAM, f_g)
     assert iou(f_r >= 0, f_g >= 0) >= 0.97
     both = (f_r >= 0) & (f_g >= 0)
     assert np.median(np.abs(d_r[both] - d_g[both])) < 1e-4

@@ -107,7 +107,7 @@ def render_overlays(model, test_set, out: Path, device, count: int = 3) -> list[
     """Run the demo's predictor and renderer on a few synthetic 3DPW images with their OpenPose keypoints."""
     from hap3d.body.joints import convert_joints
     from hap3d.data.io import load_image_rgb
-    from hap3d.infer.demo import write_item
+    from hap3d.infer.demo import render_views, write_item
     from hap3d.infer.predictor import Predictor
 
     predictor = Predictor(model, device)
@@ -118,6 +118,7 @@ def render_overlays(model, test_set, out: Path, device, count: int = 3) -> list[
     for path, people in list(by_image.items())[:count]:
         image = load_image_rgb(path)
         result = predictor.predict(image, people)
-        write_item(out / path.stem, image, result.people, predictor.faces, ("obj",), "auto")
+        views = render_views(image, result.people, predictor.faces, "auto")
+        write_item(out / path.stem, views, result.people, predictor.faces, ("obj",))
         written.append(out / path.stem / "overlay.png")
     return written

@@ -424,7 +424,7 @@ def render_scene(
     faces = np.concatenate([kit.faces + i * nv for i in range(len(meshes))])
     colours = np.concatenate([o[kit.face_region] for o in outfits])
     verts = np.concatenate(meshes)
-    depth, face_index, _ = rasterize(verts, faces, camera, h, w)
+    depth, face_index = rasterize(verts, faces, camera, h, w)
     rgb, alpha = shade(verts, faces, face_index, colours, ambient=0.35, diffuse=0.65)
     img = bg.copy()
     img[alpha] = np.rint(rgb[alpha] * 255).astype(np.uint8)

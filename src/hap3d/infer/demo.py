@@ -73,18 +73,22 @@ def person_record(p: PersonPrediction) -> dict[str, np.ndarray]:
     }
 
 
-def write_item(out: Path, image: np.ndarray, people: list[PersonPrediction], faces: np.ndarray,
-               formats: tuple[str, ...], backend: str) -> list[str]:
+def render_views(image: np.ndarray, people: list[PersonPrediction], faces: np.ndarray,
+                 backend: str) -> tuple[np.ndarray, np.ndarray]:
+    """The overlay on ``image`` (RGB uint8) and a 512 px side view; the input and a blank view without people."""
+    if not people:
+        return image, np.full((512, 512, 3), 255, np.uint8)
+    meshes = [(p.vertices, faces, person_colour(p.person_index)) for p in people]
+    cams = [Camera(p.focal, p.focal, float(p.princpt[0]), float(p.princpt[1])) for p in people]
+    return render_overlay(image, meshes, cams, backend=backend), render_side_view(meshes, camera=cams[0], backend=backend)
+
+
+def write_item(out: Path, views: tuple[np.ndarray, np.ndarray], people: list[PersonPrediction], faces: np.ndarray,
+               formats: tuple[str, ...]) -> list[str]:
+    """Write the two views as PNG and each person's mesh, NPZ and JSON under ``out``; returns the file names."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    if people:
-        meshes = [(p.vertices, faces, person_colour(p.person_index)) for p in people]
-        cams = [Camera(p.focal, p.focal, float(p.princpt[0]), float(p.princpt[1])) for p in people]
-        overlay = render_overlay(image, meshes, cams, backend=backend)
-        side = render_side_view(meshes, camera=cams[0], backend=backend)
-    else:
-        overlay, side = image, np.full((512, 512, 3), 255, np.uint8)
-    for name, img in (("overlay.png", overlay), ("side.png", side)):
+    for name, img in zip(("overlay.png", "side.png"), views):
         atomic_write(out / name, lambda tmp, img=img: _imwrite(tmp, img))
         written.append(name)
     for p in people:
@@ -151,7 +155,8 @@ def run_demo(
             rep.skipped = [{"person": i, "reason": r} for i, r in result.skipped]
             if not result.people:
                 rep.error = "no person could be reconstructed" if people else "no person in the keypoint file"
-            rep.outputs = write_item(out / stem, image, result.people, faces, formats, backend)
+            views = render_views(image, result.people, faces, backend)
+            rep.outputs = write_item(out / stem, views, result.people, faces, formats)
         except Exception as err:  # one bad item must not end the run; it is reported with its cause
             log.exception("failed on %s", name)
             rep.error = f"{type(err).__name__}: {err}"

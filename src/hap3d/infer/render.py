@@ -77,7 +77,7 @@ def rasterize(
     height: int,
     width: int,
     near: float = 0.01,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Z-buffer a triangle mesh; the nearest face wins at every pixel centre.
 
     Faces are grouped by their (rounded) pixel bounding-box size, and each group is evaluated as one
@@ -86,8 +86,8 @@ def rasterize(
     perspective-correctly (exact on planar faces). Faces with any vertex at ``z <= near`` are skipped; there is
     no far clip.
 
-    Returns ``depth`` (H,W) float32 (``inf`` where empty), ``face_index`` (H,W) int32 (-1 where empty) and
-    ``bary`` (H,W,3) float32 perspective-correct barycentric weights of the face's three vertices (0 where empty).
+    Returns ``depth`` (H,W) float32 (``inf`` where empty) and ``face_index`` (H,W) int32 (-1 where empty);
+    :func:`barycentrics` gives the interpolation weights when they are needed.
     """
     v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
@@ -120,12 +120,14 @@ def rasterize(
         ],
         1,
     )  # (n, 2 edges, 3); the third weight is 1 - l0 - l1
+    # 1/z is affine in screen space: 1/z = iz2 + l0 (iz0 - iz2) + l1 (iz1 - iz2).
     iz = 1.0 / fz[ids]  # (n,3)
+    diz0, diz1, iz2 = iz[:, 0] - iz[:, 2], iz[:, 1] - iz[:, 2], iz[:, 2]
     bx0, by0 = x0[ids].astype(np.int64), y0[ids].astype(np.int64)
     bw, bh = x1[ids].astype(np.int64) - bx0 + 1, y1[ids].astype(np.int64) - by0 + 1
     pw, ph = _bucket_size(bw), _bucket_size(bh)
 
-    frag_pix, frag_z, frag_face, frag_l = [], [], [], []
+    frag_pix, frag_z, frag_face = [], [], []
     key = pw * (1 << 32) + ph
     order = np.argsort(key, kind="stable")
     bounds = np.flatnonzero(np.diff(key[order])) + 1
@@ -143,20 +145,14 @@ def rasterize(
             with np.errstate(invalid="ignore"):
                 inside = l0 >= 0
                 inside &= l1 >= 0
-                l01 = np.add(l0, l1, out=l0)
-                inside &= l01 <= 1
+                inside &= l0 + l1 <= 1
             n_i, r_i, c_i = np.nonzero(inside)
             if len(n_i) == 0:
                 continue
-            b1 = l1[n_i, r_i, c_i]
-            b01 = l01[n_i, r_i, c_i]
-            w = np.stack([b01 - b1, b1, 1.0 - b01], 1) * iz[g[n_i]]
-            z = 1.0 / w.sum(1)
             gn = g[n_i]
+            frag_z.append(1.0 / (iz2[gn] + l0[n_i, r_i, c_i] * diz0[gn] + l1[n_i, r_i, c_i] * diz1[gn]))
             frag_pix.append((by0[gn] + r_i) * W + bx0[gn] + c_i)
-            frag_z.append(z)
             frag_face.append(ids[gn])
-            frag_l.append(w * z[:, None])
 
     if not frag_pix:
         return _empty_buffers(H, W)
@@ -165,27 +161,24 @@ def rasterize(
     depth = np.full(H * W, np.inf)
     np.minimum.at(depth, pix, z)
     win = np.flatnonzero(z <= depth[pix])
-    face = np.concatenate(frag_face)
     face_index = np.full(H * W, -1, dtype=np.int32)
-    face_index[pix[win]] = face[win]  # a tie (shared edge at equal depth) goes to one of the tied faces ...
-    win = win[face_index[pix[win]] == face[win]]  # ... and the barycentrics must come from that same face
-    bary = np.zeros((H * W, 3), dtype=np.float32)
-    bary[pix[win]] = np.concatenate(frag_l)[win]
-    return depth.astype(np.float32).reshape(H, W), face_index.reshape(H, W), bary.reshape(H, W, 3)
+    face_index[pix[win]] = np.concatenate(frag_face)[win]  # a tie (shared edge, equal depth) goes to one face
+    return depth.astype(np.float32).reshape(H, W), face_index.reshape(H, W)
 
 
-def _empty_buffers(H: int, W: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _empty_buffers(H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
     return (
         np.full((H, W), np.inf, dtype=np.float32),
         np.full((H, W), -1, dtype=np.int32),
-        np.zeros((H, W, 3), dtype=np.float32),
     )
 
 
-def _barycentrics(
-    vertices: np.ndarray, faces: np.ndarray, camera: Camera, face_index: np.ndarray
-) -> np.ndarray:
-    """Perspective-correct barycentrics at each covered pixel centre, for buffers that come without them (GL)."""
+def barycentrics(vertices: np.ndarray, faces: np.ndarray, camera: Camera, face_index: np.ndarray) -> np.ndarray:
+    """Perspective-correct barycentric weights (H,W,3) float32 of the winning face at each covered pixel centre.
+
+    Kept out of the rasterizers because shading needs only ``face_index``; computing weights for the covered
+    pixels afterwards costs less than carrying them through every candidate fragment. 0 where empty.
+    """
     H, W = face_index.shape
     bary = np.zeros((H, W, 3), dtype=np.float32)
     rows, cols = np.nonzero(face_index >= 0)
@@ -277,7 +270,7 @@ def rasterize_gl(
     height: int,
     width: int,
     near: float = 0.01,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """The GL twin of :func:`rasterize`: same conventions and outputs, drawn by moderngl on EGL.
 
     Faces crossing the near plane are clipped by GL instead of skipped. Depth is tested in a 24-bit buffer with
@@ -311,7 +304,7 @@ def rasterize_gl(
                 obj.release()
     face_index = np.rint(data[..., 0]).astype(np.int32) - 1
     depth = np.where(face_index >= 0, data[..., 1], np.inf).astype(np.float32)
-    return depth, face_index, _barycentrics(vertices, faces, camera, face_index)
+    return depth, face_index
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -416,7 +409,7 @@ def _render_rgba(
 ) -> tuple[np.ndarray, np.ndarray]:
     raster_v, orig_v, faces, cols = _merge(meshes, cameras, target)
     draw = rasterize_gl if _resolve_backend(backend) == "egl" else rasterize
-    _, face_index, _ = draw(raster_v, faces, target, height, width)
+    _, face_index = draw(raster_v, faces, target, height, width)
     return shade(orig_v, faces, face_index, cols, ambient, diffuse)
 
 
@@ -484,7 +477,7 @@ def render_side_view(
     view = Camera(focal, focal, (size - 1) / 2, (size - 1) / 2)
 
     draw = rasterize_gl if _resolve_backend(backend) == "egl" else rasterize
-    _, face_index, _ = draw(turned, faces, view, size, size)
+    _, face_index = draw(turned, faces, view, size, size)
     rgb, alpha = shade(orig_v @ rot.T, faces, face_index, cols, ambient, diffuse)  # normals from rigid frames
     canvas[alpha] = np.rint(rgb[alpha] * 255.0).astype(np.uint8)
     return canvas
