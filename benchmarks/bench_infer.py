@@ -1,5 +1,6 @@
 """End-to-end inference throughput of `hap3d demo`'s path: images/s with the share of each stage (decode,
-crop, model, render, write), on CPU in fp32 and bf16. The model should dominate, not rendering or I/O.
+crop, model, render, write in the demo's default mesh formats), on CPU in fp32 and bf16. The model should
+dominate, not rendering or I/O.
 
     python benchmarks/bench_infer.py [--images 4] [--depth 12] [--backend auto]
 """
@@ -19,7 +20,7 @@ import torch
 from hap3d.body.synth import write_body_model_dir
 from hap3d.config import ModelConfig
 from hap3d.data.io import load_image_rgb
-from hap3d.infer.demo import render_views, write_item
+from hap3d.infer.demo import MESH_FORMATS, render_views, write_item
 from hap3d.infer.render import gl_available
 from hap3d.infer.predictor import Predictor
 from hap3d.model import build_model
@@ -65,7 +66,7 @@ def main() -> None:
                 t3 = time.perf_counter()
                 views = render_views(img, people, predictor.faces, backend)
                 t4 = time.perf_counter()
-                write_item(tmp / "out" / p.stem, views, people, predictor.faces, ("obj", "glb"))
+                write_item(tmp / "out" / p.stem, views, people, predictor.faces, MESH_FORMATS)
                 t5 = time.perf_counter()
                 for k, v in zip(("decode", "crop", "model", "render", "write"), np.diff([t0, t1, t2, t3, t4, t5])):
                     stages[k] += v

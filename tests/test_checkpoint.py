@@ -223,3 +223,28 @@ def test_mmcv_meta_with_numpy_scalars_loads(tmp_path):
     assert raw.format == "mmcv" and raw.meta["epoch"] == 210 and raw.meta["seed"] == 0
     report = load_backbone_checkpoint(vit, tmp_path / "latest.pth")
     assert report.loaded and not report.missing
+
+
+def test_training_state_loads_as_a_full_model(tmp_path, body_dir, capsys):
+    """`hap3d eval --ckpt <run>/checkpoints/last.pt`: the training state's weights and model config are used."""
+    from hap3d.config import load_config
+    from hap3d.engine.distributed import DistInfo
+    from hap3d.engine.run import load_for_eval
+    from hap3d.engine.train import Trainer
+
+    from train_script import TINY, RandomSamples
+
+    cfg = load_config(None, TINY + [f"data.body_model_dir={body_dir}", "train.train_batch_size=2"])
+    model = build_model(cfg.model, body_dir)
+    _randomise(model)
+    trainer = Trainer(cfg, model, RandomSamples(2), tmp_path / "run", DistInfo(), progress=False)
+    trainer.save_state()
+    trainer.logger.close()
+    raw = read_checkpoint(trainer.state_path)
+    assert raw.format == "hap3d-train-state" and infer_model_config(raw) == cfg.model
+    loaded = load_for_eval(trainer.state_path, load_config(None, [f"data.body_model_dir={body_dir}"]), torch.device("cpu"))
+    assert "(hap3d-train-state): " in capsys.readouterr().out
+    got = loaded.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in model.state_dict().items())
+    assert cli_main(["inspect", str(trainer.state_path)]) == 0
+    assert "format=hap3d-train-state" in capsys.readouterr().out

@@ -1,10 +1,11 @@
-"""Every shipped config loads and validates."""
+"""Every shipped config loads and validates; the reference's keys and spellings; errors name their source."""
 
+import logging
 from pathlib import Path
 
 import pytest
 
-from hap3d.config import load_config
+from hap3d.config import ConfigError, load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -14,3 +15,71 @@ def test_shipped_config_validates(path):
     cfg = load_config(path)
     assert cfg.train.end_epoch == 11
     assert cfg.model.reference_compat == (path.name != "hap_vit_b_improved.yaml")
+
+
+def test_reference_optimizer_spelling_is_accepted(tmp_path):
+    ref = tmp_path / "ref.yml"
+    ref.write_text("optimizer: adamW\n")
+    assert load_config(ref).train.optimizer == "adamw"
+    assert load_config(None, ["train.optimizer=AdamW"]).train.optimizer == "adamw"
+    with pytest.raises(ConfigError, match="must be one of"):
+        load_config(None, ["train.optimizer=rmsprop"])
+
+
+def test_reference_flat_keys_work_on_the_command_line(tmp_path, caplog):
+    cfg = load_config(None, ["lr=3e-4", "end_epoch=5", "train_batch_size=24", "lr_dec_epoch=[3]", "trainset_2d=[MSCOCO]",
+                             "test_batch_size=8", "backbone_type=resnet", "camera_3d_size=3.0", "optimizer=adamW"])
+    t = cfg.train
+    assert (t.lr, t.end_epoch, t.train_batch_size, t.lr_dec_epoch, t.optimizer) == (3e-4, 5, 24, [3], "adamw")
+    assert cfg.data.trainset_2d == ["MSCOCO"] and cfg.eval.test_batch_size == 8
+    assert cfg.model.backbone == "resnet50" and cfg.model.camera_3d_size == 3.0
+    # the same mapping as in a file: the command line wins over the file's flat key
+    ref = tmp_path / "ref.yml"
+    ref.write_text("lr: 0.001\nend_epoch: 11\n")
+    assert load_config(ref, ["lr=1e-4"]).train.lr == 1e-4 and load_config(ref, ["train.lr=1e-4"]).train.lr == 1e-4
+
+
+def test_other_reference_keys_are_ignored_with_a_note(tmp_path, caplog):
+    ref = tmp_path / "ref.yml"
+    ref.write_text("continue_train: true\nnum_gpus: 4\ngpu_ids: '0-3'\nvis: false\nend_epoch: 3\n")
+    with caplog.at_level(logging.WARNING, logger="hap3d.config"):
+        cfg = load_config(ref, ["num_gpus=8", "bbox_3d_size=2"])
+    assert cfg.train.end_epoch == 3
+    notes = caplog.text
+    assert f"{ref}: reference key 'continue_train' ignored: pass --resume" in notes
+    assert "command line 'num_gpus=8': reference key 'num_gpus' ignored" in notes
+    for key in ("gpu_ids", "vis", "bbox_3d_size"):
+        assert f"reference key '{key}' ignored" in notes
+
+
+def test_errors_blame_the_command_line_or_the_file(tmp_path):
+    ref = tmp_path / "ref.yml"
+    ref.write_text("lr: 0.001\n")
+    with pytest.raises(ConfigError, match=r"^command line override 'train.learning_rate=1': unknown config key 'train.learning_rate'"):
+        load_config(ref, ["train.learning_rate=1"])
+    with pytest.raises(ConfigError, match=r"^command line override 'learning_rate=1': unknown config key 'learning_rate'"):
+        load_config(ref, ["learning_rate=1"])
+    with pytest.raises(ConfigError, match=r"^command line override 'lr=fast': 'train.lr' must be a number"):
+        load_config(ref, ["lr=fast"])
+    bad = tmp_path / "bad.yml"
+    bad.write_text("train:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=rf"^{bad}: unknown config key 'train.learning_rate'"):
+        load_config(bad, ["train.lr=0.1"])
+
+
+def test_conflicting_reference_compat_is_an_error(tmp_path):
+    assert load_config(None, ["reference_compat=false"]).model.reference_compat is False
+    assert load_config(None, ["reference_compat=false", "model.reference_compat=false"]).model.reference_compat is False
+    both = tmp_path / "both.yml"
+    both.write_text("reference_compat: false\nmodel:\n  reference_compat: true\n")
+    with pytest.raises(ConfigError, match=r"reference_compat: False .* contradicts model.reference_compat: True"):
+        load_config(both)
+    with pytest.raises(ConfigError, match=r"contradicts model.reference_compat: True \(command line override"):
+        load_config(None, ["reference_compat=false", "model.reference_compat=true"])
+
+
+def test_fixed_loss_scale_needs_fp16():
+    assert load_config(None, ["train.amp=fp16", "train.loss_scale=fixed"]).train.loss_scale == "fixed"
+    for amp in ("none", "bf16"):
+        with pytest.raises(ConfigError, match=rf"loss_scale=fixed sets the fp16 loss scale, but train.amp is '{amp}'"):
+            load_config(None, [f"train.amp={amp}", "train.loss_scale=fixed"])

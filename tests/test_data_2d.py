@@ -72,11 +72,12 @@ def write_json(path: Path, obj) -> None:
 
 
 def write_mpii(root: Path) -> Path:
-    """mpii/: image 1 holds two overlapping people (10 with a fit, 11 without), image 2 one degenerate box
-    (12, dropped) and one person with a fit (13): 3 samples."""
-    folder = root / "mpii"
-    write_image(folder / "data" / "images" / "a.jpg", 320, 240, 0)
-    write_image(folder / "data" / "images" / "b.jpg", 256, 256, 1)
+    """mpii/data/ (the seed README's tree; returned, it is the reader's folder): image 1 holds two overlapping
+    people (10 with a fit, 11 without), image 2 one degenerate box (12, dropped) and one person with a fit (13):
+    3 samples."""
+    folder = root / "mpii" / "data"
+    write_image(folder / "images" / "a.jpg", 320, 240, 0)
+    write_image(folder / "images" / "b.jpg", 256, 256, 1)
     box_a, box_b, box_c = (100, 30, 80, 180), (130, 40, 80, 180), (80, 40, 90, 190)
     db = {
         "images": [
@@ -90,8 +91,8 @@ def write_mpii(root: Path) -> Path:
             {"id": 13, "image_id": 2, "bbox": box_c, "keypoints": keypoints(MPII16, box_c)},
         ],
     }
-    write_json(folder / "data" / "annotations" / "train.json", db)
-    write_json(folder / "data" / "annotations" / "MPII_train_SMPL_NeuralAnnot.json",
+    write_json(folder / "annotations" / "train.json", db)
+    write_json(folder / "annotations" / "MPII_train_SMPL_NeuralAnnot.json",
                {"10": neuralannot(320, 240), "13": neuralannot(256, 256)})
     return folder
 
@@ -173,7 +174,7 @@ def force_augmentation(monkeypatch, aug: Augmentation) -> None:
 def test_coco_records(coco_folder, fit_model):
     coco = MSCOCO(coco_folder, fit_model)
     assert coco.filter_counts == {"annotations": 4, "crowd": 1, "no_keypoints": 1, "degenerate_bbox": 0, "kept": 2,
-                                  "kept_without_fit": 1}
+                                  "kept_without_fit": 1, "fit_non_finite": 0}
     assert isinstance(coco.records, PackedRecords)
     a, b = coco.records
     assert a.img_path == coco_folder / "images" / "train2017" / "000001.jpg" and a.img_size == (240, 320)
@@ -210,7 +211,7 @@ def test_neuralannot_extra_field_must_be_a_number(data_root, fit_model, tmp_path
 
 # ----------------------------------------------------------------------------------------------- MPII
 def test_mpii_records(data_root, fit_model):
-    ds = MPII(data_root / "mpii", fit_model)
+    ds = MPII(data_root / "mpii" / "data", fit_model)
     assert len(ds) == 3  # the degenerate box is dropped, nothing else is
     a, b, c = ds.records
     assert [r.fit is not None for r in ds.records] == [True, False, True]
@@ -227,7 +228,7 @@ def test_mpii_records(data_root, fit_model):
 
 
 def test_mpii_sample_contract(data_root, fit_model):
-    ds = MPII(data_root / "mpii", fit_model, strict=True)
+    ds = MPII(data_root / "mpii" / "data", fit_model, strict=True)
     moved = 0
     for i, rec in enumerate(ds.records):
         s = ds[i]
@@ -244,8 +245,8 @@ def test_mpii_sample_contract(data_root, fit_model):
 
 def test_mpii_compat_fit_is_absolute_and_unrotated(data_root, fit_model, monkeypatch):
     force_augmentation(monkeypatch, Augmentation(rot=30.0))
-    compat = MPII(data_root / "mpii", fit_model, reference_compat=True)[0]
-    fixed = MPII(data_root / "mpii", fit_model, reference_compat=False)[0]
+    compat = MPII(data_root / "mpii" / "data", fit_model, reference_compat=True)[0]
+    fixed = MPII(data_root / "mpii" / "data", fit_model, reference_compat=False)[0]
     cam_c, cam_f = compat["targets"]["fit_joint_cam"], fixed["targets"]["fit_joint_cam"]
     assert cam_c[0, 2] > 4.0  # absolute: the pelvis sits ~5 m in front of the camera
     assert torch.allclose(cam_f[0], torch.zeros(3))  # root-relative
@@ -268,7 +269,7 @@ def test_crowdpose_records(data_root, fit_model):
     assert [r.fit is not None for r in fixed.records] == [True, False, False]
     assert compat.filter_counts == {"annotations": 4, "no_keypoints": 1, "degenerate_bbox": 0, "kept": 3,
                                     "kept_without_fit": 2, "fit_rejected": 1, "images_size_corrected": 0,
-                                    "images_size_unchecked": 0}
+                                    "images_size_unchecked": 0, "fit_non_finite": 0}
     # the reference swaps the (correctly written) width and height
     assert fixed.records[0].img_size == (240, 320) and compat.records[0].img_size == (320, 240)
     a = fixed.records[1]
@@ -334,7 +335,8 @@ def test_check_hand_written_root(data_root, body_dir, capsys):
     assert report.exit_code == 0, report.format()
     by_name = {d.name: d for d in report.datasets}
     assert by_name["MPII"].samples == 3 and by_name["MPII"].with_fit == 2
-    assert by_name["MPII"].filter_counts == {"annotations": 4, "degenerate_bbox": 1, "kept": 3, "kept_without_fit": 1}
+    assert by_name["MPII"].filter_counts == {"annotations": 4, "degenerate_bbox": 1, "kept": 3, "kept_without_fit": 1,
+                                             "fit_non_finite": 0}
     assert by_name["CrowdPose"].samples == 3 and by_name["CrowdPose"].spot_ok == 2
     # reference_compat swaps CrowdPose's (correct) sizes: the spot check notices on the non-square image
     assert any("320x240 (WxH), the reader uses 240x320" in w for w in by_name["CrowdPose"].warnings)
@@ -383,12 +385,13 @@ def test_check_synthetic_root(body_dir, tmp_path):
     written = write(tmp_path / "data", body_dir, size="tiny", seed=0)
     root = Path(written)
     # every dataset the writer produced whose reader exists in this tree
-    names = [n for n, (module, _, folder) in DATASETS.items() if (root / folder).is_dir() and importlib.util.find_spec(module)]
+    names = [n for n, spec in DATASETS.items() if (root / spec.written).is_dir() and importlib.util.find_spec(spec.module)]
     assert {"MPII", "CrowdPose"} <= set(names)
     report = check_data_root(root, names, body_dir, spot_checks=2)
     assert report.exit_code == 0, report.format()
     assert all(d.samples and d.spot_ok == d.spot_total for d in report.datasets)
     by_name = {d.name: d for d in report.datasets}
+    assert "PW3D-Crowd" in by_name  # the writer includes 3DPW-Crowd's files, so the check loads that set too
     for name in ("MPII", "CrowdPose"):
         assert by_name[name].filter_counts["annotations"] == written[name]
         assert by_name[name].samples == by_name[name].filter_counts["kept"]

@@ -92,8 +92,10 @@ H36M_LAYOUT = {
     **{s: [(0, 1, "consistent")] for s in (5, 6, 7, 8)},
     **{s: [(fr, cam, "consistent") for fr in (0, 32, 64) for cam in (1, 4)] for s in (9, 11)},
 }
-H36M_TRAIN_COUNTS = {"annotations": 14, "other_frame": 2, "other_camera": 0, "degenerate_bbox": 1, "kept": 11, "kept_without_fit": 2}
-H36M_TEST_COUNTS = {"annotations": 12, "other_frame": 4, "other_camera": 4, "degenerate_bbox": 0, "kept": 4, "kept_without_fit": 0}
+H36M_TRAIN_COUNTS = {"annotations": 14, "other_frame": 2, "other_camera": 0, "degenerate_bbox": 1, "kept": 11, "kept_without_fit": 2,
+                     "fit_non_finite": 0}
+H36M_TEST_COUNTS = {"annotations": 12, "other_frame": 4, "other_camera": 4, "degenerate_bbox": 0, "kept": 4, "kept_without_fit": 0,
+                    "fit_non_finite": 0}
 
 
 def h36m_camera(cam: int) -> dict:
@@ -138,7 +140,7 @@ def write_h36m(root: Path, fit_model) -> Path:
 MUCO_FROM_SMPL30 = {"Thorax": "Neck", "Spine": "Spine", "Head": "Head", "R_Hand": "R_Hand", "L_Hand": "L_Hand",
                     "R_Toe": "R_Toe", "L_Toe": "L_Toe"}
 MUCO_COUNTS = {"images": 5, "images_without_people": 1, "annotations": 7, "not_closest": 3, "degenerate_bbox": 1,
-               "kept": 3, "kept_without_fit": 1}
+               "kept": 3, "kept_without_fit": 1, "fit_non_finite": 0}
 MUCO_FOCAL, MUCO_PRINCPT = [420.0, 425.0], [175.0, 150.0]
 
 
@@ -474,7 +476,7 @@ def test_muco_malformed_files(data_root, fit_model, tmp_path):
     with pytest.raises(DataError, match=rf"{fit_file}: entry 20 has no field 'trans'"):
         MuCo(folder, fit_model)
     edit_json(ann_file, lambda o: o["annotations"][1].update(keypoints_cam=[[0.0, 0.0, 1.0]] * 20))
-    with pytest.raises(DataError, match=rf"{ann_file}: annotation 11 'keypoints_cam' has 60 values, expected 63"):
+    with pytest.raises(DataError, match=rf"{ann_file}: annotation 11 \(annotations\[1\]\) 'keypoints_cam' has 60 values, expected 63"):
         MuCo(folder, fit_model)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch.utils.data import ConcatDataset, Dataset
@@ -39,10 +43,11 @@ def toy_mix(**kw) -> BalancedMix:
 def test_lengths_and_indices():
     mix = toy_mix(seed=7)
     assert len(mix) == 16  # 2 groups x max(8, 3)
-    assert [mix.locate(g) for g in range(8)] == [(0, i) for i in range(8)]
-    # group 1 has 3 samples in a block of 8: two full cycles, then two random fills
-    assert [mix.locate(g) for g in range(8, 14)] == [(1, i % 3) for i in range(6)]
-    assert all(mix.locate(g)[0] == 1 and 0 <= mix.locate(g)[1] < 3 for g in (14, 15))
+    assert [mix.locate(g) for g in range(8)] == [(0, i, 0) for i in range(8)]  # not cycled: visit 0
+    # group 1 has 3 samples in a block of 8: two full cycles (visits 0, 1), then two random fills (visits 2, 3)
+    assert [mix.locate(g) for g in range(8, 14)] == [(1, i % 3, i // 3) for i in range(6)]
+    assert [mix.locate(g)[0] for g in (14, 15)] == [1, 1] and all(0 <= mix.locate(g)[1] < 3 for g in (14, 15))
+    assert [mix.locate(g)[2] for g in (14, 15)] == [2, 3]
     assert [(s["tag"], int(s["index"])) for s in (mix[0], mix[5], mix[7], mix[8])] == [(0, 0), (1, 0), (1, 2), (2, 0)]
     with pytest.raises(IndexError):
         mix[16]
@@ -65,9 +70,9 @@ def test_weights():
     assert toy_mix(weights=[0.5, 0.5]).bounds == toy_mix().bounds == [0, 8, 16]
     mix = toy_mix(weights=[3, 1], seed=1)
     assert len(mix) == 16 and mix.bounds == [0, 12, 16]
-    assert [mix.locate(g) for g in range(8)] == [(0, i) for i in range(8)]
+    assert [mix.locate(g)[:2] for g in range(8)] == [(0, i) for i in range(8)]
     assert all(mix.locate(g)[0] == 0 for g in range(8, 12))  # 4 random fills from group 0
-    assert [mix.locate(g) for g in range(12, 15)] == [(1, 0), (1, 1), (1, 2)] and mix.locate(15)[0] == 1
+    assert [mix.locate(g)[:2] for g in range(12, 15)] == [(1, 0), (1, 1), (1, 2)] and mix.locate(15)[0] == 1
     only_first = toy_mix(weights=[1, 0])
     assert {only_first.locate(g)[0] for g in range(16)} == {0}
     with pytest.raises(ValueError):
@@ -91,10 +96,8 @@ def epoch_indices(loader, epoch: int) -> list[tuple[int, int]]:
 @pytest.fixture(scope="module")
 def readers(tmp_path_factory, body_dir):
     root = tmp_path_factory.mktemp("mixdata")
-    d2.write_mpii(root)
-    d2.write_crowdpose(root)
     fit = build_fit_model(body_dir)
-    return MPII(root / "mpii", fit, seed=3), CrowdPose(root / "CrowdPose", fit, seed=3)
+    return MPII(d2.write_mpii(root), fit, seed=3), CrowdPose(d2.write_crowdpose(root), fit, seed=3)
 
 
 def test_loader_over_real_readers(readers):
@@ -115,3 +118,41 @@ def test_loader_over_real_readers(readers):
             for key in x[part]:
                 assert torch.equal(x[part][key], y[part][key]), (part, key)
     assert mpii.epoch == crowdpose.epoch == 1  # in-process run applied the epoch to the readers
+
+
+def flat(sample: dict) -> list[torch.Tensor]:
+    return [v for part in sample.values() for v in part.values()]
+
+
+def same(a: dict, b: dict) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(flat(a), flat(b)))
+
+
+def test_repeats_in_an_epoch_are_fresh_draws(readers):
+    """The smaller group is cycled: each repeat of a sample gets its own augmentation and PoseFix noise, while
+    the same mix index always gives the same sample (any worker, any rank)."""
+    mpii, crowdpose = readers
+    mix = BalancedMix([ConcatDataset([mpii, crowdpose]), ConcatDataset([mpii])], seed=3)
+    mix.set_epoch(2)
+    assert [mix.locate(g) for g in range(6, 12)] == [(1, i % 3, i // 3) for i in range(6)]
+    first, second = mix[6], mix[9]  # MPII sample 0, first and second visit of the epoch
+    assert not torch.equal(first["inputs"]["img"], second["inputs"]["img"])
+    assert not torch.equal(first["inputs"]["joints"], second["inputs"]["joints"])
+    assert same(mix[9], second)
+    assert same(first, mpii[0]) and same(mix[0], mpii[0])  # visit 0 is plain indexing
+    assert same(mix[3], crowdpose[0])  # through the ConcatDataset to the right reader and local index
+
+
+def test_datasets_have_their_own_streams(readers):
+    mpii, crowdpose = readers
+    assert mpii.seed == crowdpose.seed and mpii.epoch == crowdpose.epoch
+    assert mpii.salt != crowdpose.salt
+    # the same in every process (ranks on other machines), unlike Python's randomised str hash
+    code = "from hap3d.data.mpii import MPII; print(MPII.__new__(MPII).salt)"
+    for hash_seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": hash_seed}).stdout
+        assert int(out) == mpii.salt
+    assert mpii.rng_for(0).random() != crowdpose.rng_for(0).random()
+    assert mpii.rng_for(0).random() == mpii.rng_for(0).random()
+    assert mpii.rng_for(0, visit=1).random() != mpii.rng_for(0).random()

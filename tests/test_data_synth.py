@@ -283,7 +283,7 @@ def test_3d_fits_pass_the_25mm_check(synth, fit_model, monkeypatch, flip):
 
 def test_2d_training_sets_load(synth, fit_model):
     root, _, _ = synth
-    mpii = MPII(root / "mpii", fit_model, strict=True)
+    mpii = MPII(root / "mpii" / "data", fit_model, strict=True)
     assert len(mpii) > 0 and float(mpii[0]["meta"]["is_valid_fit"]) in (0.0, 1.0)
     for compat in (True, False):
         cp = CrowdPose(root / "CrowdPose", fit_model, reference_compat=compat, strict=True)

@@ -12,26 +12,37 @@ import trimesh
 
 from hap3d.cli import main as cli_main
 from hap3d.config import ModelConfig
+from hap3d.infer.demo import KeypointMatcher, frame_count, run_demo
+from hap3d.infer.keypoints import BODY25, read_keypoints
+from hap3d.infer.predictor import Predictor
 from hap3d.infer.render import Camera, rasterize
 from hap3d.model import build_model
 from hap3d.model.checkpoint import save_model_checkpoint
+from hap3d.body.joints import get_joint_set
 
 from conftest import TINY_VIT
 
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the public-domain test photo")
 KEYPOINTS = Path(__file__).with_name("data") / "astronaut_keypoints.json"
+PERSON = np.asarray(json.loads(KEYPOINTS.read_text())["astronaut.png"][0], np.float32)  # (17, 3), fits the photo
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory, body_dir):
+def tiny(tmp_path_factory, body_dir):
+    """A tiny random network and its checkpoint (the pipeline, not the meshes, is under test)."""
+    model = build_model(ModelConfig(**TINY_VIT), body_dir)
+    return model, save_model_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", model, model.cfg)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, body_dir, tiny):
     root = tmp_path_factory.mktemp("demo")
     images = root / "images"
     images.mkdir()
     photo = skimage_data.astronaut()
     cv2.imwrite(str(images / "astronaut.png"), photo[:, :, ::-1])
     (images / "corrupt.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    model = build_model(ModelConfig(**TINY_VIT), body_dir)
-    ckpt = save_model_checkpoint(root / "tiny.safetensors", model, model.cfg)
+    ckpt = tiny[1]
     out = root / "out"
     code = cli_main(["demo", str(images), "--keypoints", str(KEYPOINTS), "--ckpt", str(ckpt),
                      "--body-model-dir", str(body_dir), "--out", str(out), "--device", "cpu", "--backend", "raster"])
@@ -78,3 +89,251 @@ def test_overlay_changes_exactly_the_mesh_pixels(demo_run, body_dir):
     assert not np.any(changed & ~covered), "pixels outside the mesh must be untouched"
     assert changed[covered].mean() > 0.95
     assert (out / "astronaut" / "side.png").is_file()
+
+
+# ---- inputs, keypoint matching, batching and reporting ----
+
+
+def _save(path: Path, rgb: np.ndarray) -> Path:
+    cv2.imwrite(str(path), rgb[:, :, ::-1])
+    return path
+
+
+def _cli(tiny, body_dir, src: Path, out: Path, *extra: str) -> int:
+    return cli_main(["demo", str(src), "--ckpt", str(tiny[1]), "--body-model-dir", str(body_dir), "--out", str(out),
+                     "--device", "cpu", "--backend", "raster", *extra])
+
+
+def _items(out: Path) -> dict[str, dict]:
+    return {i["name"]: i for i in json.loads((out / "summary.json").read_text())["items"]}
+
+
+def test_predictor_is_exported_from_the_package():
+    import hap3d.infer
+    from hap3d.infer import Predictor as Exported, load_predictor_model
+
+    assert Exported is Predictor and load_predictor_model is hap3d.infer.predictor.load_predictor_model
+
+
+def test_keypoint_matcher_finds_names_stems_coco_ids_and_padded_frames():
+    images = KeypointMatcher(["a.jpg", "b", "397133", "sub/c.png"])
+    assert images.find("a.jpg") == "a.jpg" and images.find("b.png") == "b" and images.find("c.png") == "sub/c.png"
+    assert images.find("000000397133.jpg") == "397133" and images.find("a.png") == "a.jpg"
+    assert images.find("x.jpg") is None and images.used == {"a.jpg", "b", "397133", "sub/c.png"}
+    assert KeypointMatcher(["a.png", "a"]).find("a.jpg") == "a", "an exact stem beats another file's stem"
+    frames = KeypointMatcher(["clip_000000000012", "clip_3.jpg", "clip_000001", "other_000002"], video_stem="clip")
+    assert frames.find("clip_000012") == "clip_000000000012" and frames.find("clip_000003") == "clip_3.jpg"
+    assert frames.find("clip_000001") == "clip_000001" and frames.find("clip_000002") is None
+    dotted = KeypointMatcher(["my.clip_000000000004"], video_stem="my.clip")
+    assert dotted.find("my.clip_000004") == "my.clip_000000000004"
+
+
+def test_coco_results_match_numeric_stems_or_the_annotations(tiny, body_dir, tmp_path, capsys):
+    images = tmp_path / "val2017"
+    images.mkdir()
+    _save(images / "000000397133.jpg", skimage_data.astronaut())
+    det = {"category_id": 1, "keypoints": PERSON.ravel().tolist(), "score": 0.9}
+    by_id = tmp_path / "results.json"
+    by_id.write_text(json.dumps([{"image_id": 397133, **det}]))
+    assert _cli(tiny, body_dir, images, tmp_path / "o1", "--keypoints", str(by_id), "--formats", "") == 0
+    assert _items(tmp_path / "o1")["000000397133.jpg"]["people"] == 1
+    assert (tmp_path / "o1" / "000000397133" / "person_0.npz").is_file()
+
+    other_id = tmp_path / "results_other_ids.json"
+    other_id.write_text(json.dumps([{"image_id": 7, **det}]))
+    ann = tmp_path / "person_keypoints_val2017.json"
+    ann.write_text(json.dumps({"images": [{"id": 7, "file_name": "000000397133.jpg"}], "annotations": []}))
+    assert _cli(tiny, body_dir, images, tmp_path / "o2", "--keypoints", str(other_id), "--coco-annotations",
+                str(ann), "--formats", "") == 0
+    assert _items(tmp_path / "o2")["000000397133.jpg"]["people"] == 1
+
+    ann.write_text(json.dumps({"images": [{"id": 7, "name": "000000397133.jpg"}]}))
+    assert _cli(tiny, body_dir, images, tmp_path / "o3", "--keypoints", str(other_id), "--coco-annotations",
+                str(ann)) == 2
+    err = capsys.readouterr().err
+    assert str(ann) in err and "images[0] has no field 'file_name'" in err
+
+
+def test_a_bad_keypoint_entry_fails_only_its_image(tiny, body_dir, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.png"):
+        _save(images / name, skimage_data.astronaut())
+    kp = tmp_path / "kp.json"
+    kp.write_text(json.dumps({"a.png": [[[1, 2, 3]]], "b.png": [PERSON.tolist()]}))
+    assert _cli(tiny, body_dir, images, tmp_path / "out", "--keypoints", str(kp), "--formats", "") == 1
+    items = _items(tmp_path / "out")
+    assert items["a.png"]["status"] == "failed" and items["a.png"]["error"].startswith("no keypoints: ")
+    assert "person 0: expected 17 keypoints" in items["a.png"]["error"]
+    assert items["b.png"]["status"] == "ok" and items["b.png"]["people"] == 1
+
+    kp.write_text("not json at all")
+    assert _cli(tiny, body_dir, images, tmp_path / "out2", "--keypoints", str(kp)) == 2
+    assert f"{kp}: invalid JSON" in capsys.readouterr().err
+
+
+def test_unreconstructable_people_get_their_reasons(tiny, body_dir, tmp_path):
+    photo = skimage_data.astronaut()
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("one_joint.png", "outside.png", "nobody.png"):
+        _save(images / name, photo)
+    one_joint = np.zeros((17, 3), np.float32)
+    one_joint[0] = (222, 125, 1.0)  # total score 1.0 passes, but one point makes no box
+    outside = PERSON + np.array([2000, 2000, 0], np.float32)
+    keypoints = {"one_joint.png": [one_joint], "outside.png": [outside], "nobody.png": []}
+    predictor = Predictor(tiny[0], "cpu", amp="none")
+    code, reports = run_demo(predictor, images, keypoints, tmp_path / "out", formats=(), backend="raster",
+                             progress=False)
+    errors = {r.name: r.error for r in reports}
+    assert code == 1 and all(r.status == "failed" for r in reports)
+    assert errors["one_joint.png"].startswith("no person could be reconstructed: person 0: too few valid keypoints")
+    assert errors["outside.png"] == ("no person could be reconstructed: "
+                                     "person 0: the keypoints' box lies outside the image")
+    assert errors["nobody.png"] == "no person in the keypoint file"
+    overlay = cv2.imread(str(tmp_path / "out" / "nobody" / "overlay.png"))[:, :, ::-1]
+    np.testing.assert_array_equal(overlay, photo)
+
+
+def test_images_sharing_a_stem_keep_separate_outputs(tiny, body_dir, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    photo = skimage_data.astronaut()
+    for name in ("a.jpg", "a.png", "b.png"):
+        _save(images / name, photo)
+    shifted = PERSON + np.array([8, 0, 0], np.float32)
+    keypoints = {"a.jpg": [PERSON], "a.png": [shifted], "b": [PERSON]}
+    code, reports = run_demo(Predictor(tiny[0], "cpu", amp="none"), images, keypoints, tmp_path / "out",
+                             formats=(), backend="raster", progress=False)
+    assert code == 0 and {r.name: r.output_dir for r in reports} == {"a.jpg": "a.jpg", "a.png": "a.png", "b.png": "b"}
+    first, second = (np.load(tmp_path / "out" / d / "person_0.npz") for d in ("a.jpg", "a.png"))
+    np.testing.assert_array_equal(first["input_keypoints"], PERSON)
+    np.testing.assert_array_equal(second["input_keypoints"], shifted)
+
+
+def _folder_of_people(root: Path, n: int) -> tuple[Path, dict[str, list[np.ndarray]]]:
+    """``n`` different one-person images (the photo shifted), so a mix-up between items would show."""
+    images = root / "images"
+    images.mkdir()
+    photo = skimage_data.astronaut()
+    keypoints = {}
+    for i in range(n):
+        _save(images / f"img_{i}.png", np.roll(photo, 12 * i, axis=1))
+        keypoints[f"img_{i}.png"] = [PERSON + np.array([12 * i, 0, 0], np.float32)]
+    return images, keypoints
+
+
+def test_people_of_several_images_share_one_forward(tiny, tmp_path):
+    images, keypoints = _folder_of_people(tmp_path, 3)
+    model = tiny[0]
+    calls: list[int] = []
+    hook = model.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    try:
+        outputs = {}
+        for batch_size in (64, 1):
+            calls.clear()
+            out = tmp_path / f"batch_{batch_size}"
+            code, reports = run_demo(Predictor(model, "cpu", amp="none", batch_size=batch_size), images, keypoints,
+                                     out, formats=(), backend="raster", progress=False)
+            assert code == 0 and [r.people for r in reports] == [1, 1, 1]
+            assert calls == ([3] if batch_size == 64 else [1, 1, 1])
+            outputs[batch_size] = {n: np.load(out / f"img_{n}" / "person_0.npz") for n in range(3)}
+    finally:
+        hook.remove()
+    for n in range(3):
+        for key in ("vertices", "joints2d", "cam_trans", "smpl_pose"):
+            np.testing.assert_allclose(outputs[64][n][key], outputs[1][n][key], rtol=1e-4, atol=1e-4)
+
+
+def test_a_failing_batch_is_retried_item_by_item(tiny, tmp_path, monkeypatch):
+    images, keypoints = _folder_of_people(tmp_path, 3)
+    _save(images / "img_1.png", np.zeros((512, 512, 3), np.uint8))  # a black crop makes the forward "fail"
+    (images / "img_3.png").write_bytes(b"broken")
+    keypoints["img_3.png"] = [PERSON]
+    predictor = Predictor(tiny[0], "cpu", amp="none", batch_size=64)
+    run_prepared = predictor.run_prepared
+    batches: list[int] = []
+
+    def fragile(prepared):
+        batches.append(len(prepared))
+        if any(p.img.max() == 0 for p in prepared):
+            raise RuntimeError("simulated failure on a black crop")
+        return run_prepared(prepared)
+
+    monkeypatch.setattr(predictor, "run_prepared", fragile)
+    code, reports = run_demo(predictor, images, keypoints, tmp_path / "out", formats=(), backend="raster",
+                             progress=False)
+    by_name = {r.name: r for r in reports}
+    assert code == 1 and batches == [3, 1, 1, 1], "one batched try, then each item alone"
+    assert by_name["img_1.png"].error == "RuntimeError: simulated failure on a black crop"
+    assert by_name["img_0.png"].people == 1 and by_name["img_2.png"].people == 1
+    assert "cannot be decoded" in by_name["img_3.png"].error
+    assert (tmp_path / "out" / "img_2" / "person_0.npz").is_file()
+
+
+def _body25(coco17: np.ndarray) -> np.ndarray:
+    """A COCO17 person as OpenPose BODY_25 (the joints COCO17 lacks stay zero)."""
+    out = np.zeros((25, 3), np.float32)
+    for i, name in enumerate(get_joint_set("coco17").joints):
+        out[BODY25.index(name)] = coco17[i]
+    return out
+
+
+def test_video_with_openpose_keypoints(tiny, body_dir, tmp_path):
+    photo = skimage_data.astronaut()
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, photo.shape[1::-1])
+    if not writer.isOpened():
+        pytest.skip("OpenCV cannot write MJPG .avi here (no codec)")
+    for _ in range(3):
+        writer.write(photo[:, :, ::-1])
+    writer.release()
+    if frame_count(video) != 3:
+        pytest.skip("OpenCV cannot read back the MJPG .avi it wrote")
+    openpose = tmp_path / "openpose"  # OpenPose on a video: 12-digit frame numbers; nobody found in frame 1
+    openpose.mkdir()
+    for i in (0, 2):
+        person = {"pose_keypoints_2d": _body25(PERSON).ravel().tolist()}
+        (openpose / f"clip_{i:012d}_keypoints.json").write_text(json.dumps({"people": [person]}))
+    assert read_keypoints(openpose).errors == {}
+    out = tmp_path / "out"
+    assert _cli(tiny, body_dir, video, out, "--keypoints", str(openpose), "--formats", "obj") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    items = {i["name"]: i for i in summary["items"]}
+    assert list(items) == ["clip_000000", "clip_000001", "clip_000002"]
+    assert items["clip_000001"]["status"] == "skipped" and items["clip_000001"]["error"] is None
+    assert items["clip_000001"]["note"] == "no keypoints for this frame"
+    assert summary["num_failed"] == 0 and summary["num_skipped"] == 1 and summary["num_people"] == 2
+    for name in ("clip_000000", "clip_000002"):
+        assert items[name]["status"] == "ok" and (out / name / "person_0.obj").is_file()
+    assert not (out / "clip_000001").exists()
+
+
+def test_bf16_run_is_finite_and_summary_records_the_settings(tiny, body_dir, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    _save(images / "astronaut.png", skimage_data.astronaut())
+    out = tmp_path / "out"
+    assert _cli(tiny, body_dir, images, out, "--keypoints", str(KEYPOINTS), "--amp", "bf16", "--batch-size", "4",
+                "--formats", "obj,obj") == 1  # the keypoint file also lists two images not among the inputs
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"] == {"checkpoint": str(tiny[1].resolve()), "body_model_dir": str(body_dir.resolve()),
+                                   "amp": "bf16", "device": "cpu", "batch_size": 4, "formats": ["obj"]}
+    item = summary["items"][0]
+    assert item["name"] == "astronaut.png" and item["status"] == "ok"
+    assert item["outputs"] == ["overlay.png", "side.png", "person_0.obj", "person_0.npz", "person_0.json"]
+    npz = np.load(out / "astronaut" / "person_0.npz")
+    for key in ("vertices", "joints3d", "joints2d", "smpl_pose", "smpl_shape", "cam_trans", "joint_score"):
+        assert np.isfinite(npz[key]).all(), key
+    assert not (out / "astronaut" / "person_0.ply").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ckpt", "x.safetensors", "--formats", "obj,fbx"], "unknown mesh format(s): fbx; valid: obj, ply, glb"),
+    (["--ckpt", "x.safetensors", "--random-weights"], "argument --random-weights: not allowed with argument --ckpt"),
+    ([], "one of the arguments --ckpt --random-weights is required"),
+])
+def test_demo_arguments_are_checked_before_any_work(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as err:
+        cli_main(["demo", str(tmp_path), "--keypoints", "k.json", *args])
+    assert err.value.code == 2 and message in capsys.readouterr().err

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
 
 from hap3d.cli import main as cli_main
+from hap3d.config import Config, DataConfig, TrainConfig
+from hap3d.engine.distributed import DistInfo
+from hap3d.engine.train import Trainer
 from hap3d.model.checkpoint import save_model_checkpoint
 
 from golden import golden_dir, golden_model, npz
+from train_script import RandomSamples
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +37,7 @@ def setup(tmp_path_factory):
     return root, body, ckpt
 
 
-def test_eval_command_reproduces_reference_metrics(setup):
-    root, body, ckpt = setup
-    out = root / "eval_out"
+def _eval(root, body, ckpt, out) -> dict:
     code = cli_main(["eval", "--ckpt", str(ckpt), "--data-root", str(root / "data"), "--body-model-dir", str(body),
                      "--out", str(out), "eval.test_batch_size=2", "data.num_workers=0"])
     assert code == 0
@@ -42,15 +45,44 @@ def test_eval_command_reproduces_reference_metrics(setup):
     ref = json.loads((golden_dir() / "case_d.json").read_text())["metric_model"]
     for m in ("mpjpe", "pa_mpjpe", "mpvpe"):
         assert got["means_mm"][m] == pytest.approx(ref[m]["mean"], rel=1e-4)
+    return got
+
+
+def test_eval_command_reproduces_reference_metrics(setup, capsys):
+    root, body, ckpt = setup
+    out = root / "eval_out"
+    got = _eval(root, body, ckpt, out)
+    ref = json.loads((golden_dir() / "case_d.json").read_text())["metric_model"]
     assert got["num_samples"] == len(ref["mpjpe"]["per_sample"])
     assert set(got["per_sequence"]) == {"synthseq_00", "synthseq_01"}
     rows = list(csv.DictReader(open(out / "eval_per_sample.csv")))
     for row, want in zip(rows, ref["mpjpe"]["per_sample"]):
         assert float(row["mpjpe"]) == pytest.approx(want, rel=1e-4)
+    # per-sequence results: a CSV beside the JSON, and the table printed at the end
+    seq_rows = {r["sequence"]: r for r in csv.DictReader(open(out / "eval_per_sequence.csv"))}
+    assert set(seq_rows) == set(got["per_sequence"])
+    printed = capsys.readouterr().out
+    for name, stats in got["per_sequence"].items():
+        assert int(seq_rows[name]["count"]) == stats["count"]
+        assert float(seq_rows[name]["mpjpe"]) == pytest.approx(stats["mpjpe"], abs=1e-4)
+        assert re.search(rf"^{name} +{stats['count']} +{stats['mpjpe']:.2f} ", printed, re.M), printed
+    assert re.search(rf"^all +{got['num_samples']} +{got['means_mm']['mpjpe']:.2f} ", printed, re.M)
+
+
+def test_eval_command_takes_a_training_state(setup, tmp_path):
+    """`hap3d eval --ckpt <run>/checkpoints/last.pt` evaluates the weights inside the training state."""
+    root, body, _ = setup
+    model = golden_model()
+    cfg = Config(model=model.cfg, data=DataConfig(num_workers=0), train=TrainConfig(train_batch_size=1))
+    trainer = Trainer(cfg, model, RandomSamples(1), tmp_path / "run", DistInfo(), progress=False)
+    trainer.save_state()
+    trainer.logger.close()
+    _eval(root, body, trainer.state_path, tmp_path / "eval_out")
 
 
 def test_eval_command_reports_missing_data_clearly(setup, capsys):
     root, body, ckpt = setup
     code = cli_main(["eval", "--ckpt", str(ckpt), "--data-root", str(root / "nowhere"), "--body-model-dir", str(body)])
     assert code == 2
-    assert "3DPW annotation file not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not found" in err and str(root / "nowhere") in err, err

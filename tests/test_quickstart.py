@@ -1,6 +1,8 @@
-"""The quickstart at its smallest budget: procedural body + synthetic data -> train -> eval -> overlays."""
+"""The quickstart at its smallest budget: procedural body + synthetic data -> train -> eval -> overlays; reruns."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -9,14 +11,45 @@ from hap3d.cli import main as cli_main
 pytestmark = pytest.mark.slow
 
 
-def test_quickstart_tiny_budget_learns(tmp_path):
-    out = tmp_path / "qs"
-    assert cli_main(["quickstart", "--out", str(out), "--budget", "tiny", "--device", "cpu"]) == 0
-    run = out / "run"
+def _steps_logged(log: Path) -> int:
+    return len(re.findall(r"\(global \d+\): loss", log.read_text()))
+
+
+def _qs(out: Path, *extra: str) -> int:
+    return cli_main(["quickstart", "--out", str(out), "--budget", "tiny", "--device", "cpu", *extra])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("qs") / "qs"
+    assert _qs(out) == 0
+    return out
+
+
+def test_quickstart_tiny_budget_learns(tiny_run):
+    run = tiny_run / "run"
     summary = json.loads((run / "quickstart.json").read_text())
     assert summary["trained_mm"]["mpjpe"] < 0.7 * summary["untrained_mm"]["mpjpe"]
     for name in ("history.json", "loss_terms.png", "metrics.png", "train.log", "eval_final.json", "eval_final_per_sample.csv",
                  "checkpoints/last.pt", "checkpoints/epoch_0.safetensors"):
         assert (run / name).is_file(), name
-    assert summary["overlays"] and all((tmp_path / p).is_file() or __import__("pathlib").Path(p).is_file() for p in summary["overlays"])
-    assert (out / "data" / "PW3D" / "data" / "3DPW_latest_test.json").is_file()
+    assert summary["overlays"] and all(Path(p).is_file() for p in summary["overlays"])
+    assert (tiny_run / "data" / "PW3D" / "data" / "3DPW_latest_test.json").is_file()
+
+
+def test_rerun_resumes_or_starts_clean_and_refuses_another_budget(tiny_run, capsys):
+    log = tiny_run / "run" / "train.log"
+    step_lines = _steps_logged(log)
+    capsys.readouterr()
+    # another budget: said plainly, before any work
+    assert cli_main(["quickstart", "--out", str(tiny_run), "--budget", "small", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tiny_run} holds a quickstart of budget 'tiny'" in err and "--budget tiny" in err
+    # --resume continues the finished run: nothing is trained again
+    assert _qs(tiny_run, "--resume") == 0
+    assert "resumed from" in log.read_text() and _steps_logged(log) == step_lines
+    # a plain rerun starts again from nothing
+    assert _qs(tiny_run) == 0
+    assert "starting clean: removing the previous run" in capsys.readouterr().out
+    text = log.read_text()
+    assert "resumed from" not in text and text.count("finished 2 epochs") == 1 and _steps_logged(log) == step_lines

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from hap3d.config import ConfigError, load_config
+from hap3d.config import ConfigError, ModelConfig, load_config
 from hap3d.engine.distributed import DistInfo
-from hap3d.engine.train import ResumableSampler, Trainer, TrainingDiverged, lr_factor
+from hap3d.engine.evaluate import EvalResult
+from hap3d.engine.train import ResumableSampler, Trainer, TrainingDiverged, build_optimizer, derived_seed, lr_factor
 from hap3d.model import build_model
+from hap3d.utils import Hap3dError
 
+from conftest import TINY_VIT
 from train_script import TINY, RandomSamples
 
 SCRIPT = str(Path(__file__).with_name("train_script.py"))
@@ -35,7 +42,7 @@ def _state(run: Path) -> dict:
 
 def test_two_process_ddp_matches_single_process(tmp_path, body_dir):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
-    common = ["--body", str(body_dir), "train.end_epoch=2"]
+    common = ["--body", str(body_dir), "--eval", "train.end_epoch=2", "train.eval_every_epoch=true"]
     subprocess.run([sys.executable, SCRIPT, "--out", str(single), *common, "train.train_batch_size=4"], check=True, env=_env(), timeout=300)
     subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", SCRIPT, "--out", str(ddp),
@@ -44,6 +51,11 @@ def test_two_process_ddp_matches_single_process(tmp_path, body_dir):
     )
     a, b = _state(single), _state(ddp)
     assert a["global_step"] == b["global_step"] == 8
+    # each rank saved its own RNG state, and they differ (per-rank seeds: distinct dropout / drop-path masks)
+    assert len(a["rng"]) == 1 and len(b["rng"]) == 2
+    assert not torch.equal(b["rng"][0]["cpu"], b["rng"][1]["cpu"])
+    # rank 0 evaluated after each epoch while rank 1 waited for it
+    assert [e["eval_mpjpe"] for e in b["history"]["epochs"]] == [1.0, 1.0] and b["pending_eval"] is None
     for sa, sb in zip(a["history"]["steps"], b["history"]["steps"]):
         assert sa["loss"] == pytest.approx(sb["loss"], rel=1e-4)
     for k in a["model"]:
@@ -67,11 +79,30 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, body_dir):
     proc.wait()
     killed = _state(run)
     assert killed["epoch"] >= 1 and killed["epoch"] < 3, "the kill should land mid-run"
+    log_before = (run / "train.log").read_text()
     subprocess.run(args + ["--resume"], check=True, env=_env(), timeout=300)
     final = _state(run)
     assert final["epoch"] == 3 and final["global_step"] == 3 * 20
     assert all((run / "checkpoints" / f"epoch_{e}.safetensors").exists() for e in range(3))
     assert [e["epoch"] for e in final["history"]["epochs"]] == [0, 1, 2]
+    # The resumed process started from the checkpoint, not from scratch ...
+    resumed_log = (run / "train.log").read_text()[len(log_before):]
+    g = killed["global_step"]
+    assert f"resumed from {run / 'checkpoints' / 'last.pt'}: epoch {killed['epoch']}, step {killed['step_in_epoch']} (global step {g})" in resumed_log
+    # ... ran exactly the steps after it (log_every=1: one line per step) ...
+    steps_run = [int(m) for m in re.findall(r"step \d+/20 \(global (\d+)\)", resumed_log)]
+    assert steps_run == list(range(g + 1, 61))
+    # ... and kept the history written before the kill as it was.
+    n = len(killed["history"]["steps"])
+    assert n == g and final["history"]["steps"][:n] == killed["history"]["steps"]
+    assert [s["step"] for s in final["history"]["steps"]] == list(range(1, 61))
+    assert final["history"]["epochs"][0] == killed["history"]["epochs"][0]
+    if importlib.util.find_spec("tensorboard"):  # the replayed steps were purged, not logged twice
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        acc = EventAccumulator(str(run / "tensorboard"))
+        acc.Reload()
+        assert [e.step for e in acc.Scalars("train/loss")] == list(range(1, 61))
 
 
 class _NaNSamples(RandomSamples):
@@ -81,10 +112,173 @@ class _NaNSamples(RandomSamples):
         return s
 
 
-def _tiny_trainer(tmp_path, body_dir, dataset, *overrides):
+def _tiny_trainer(tmp_path, body_dir, dataset, *overrides, evaluate_fn=None):
     cfg = load_config(None, TINY + [f"data.body_model_dir={body_dir}", "train.train_batch_size=2", *overrides])
+    torch.manual_seed(0)
     model = build_model(cfg.model, body_dir)
-    return Trainer(cfg, model, dataset, tmp_path / "run", DistInfo(), progress=False)
+    return Trainer(cfg, model, dataset, tmp_path / "run", DistInfo(), evaluate_fn, progress=False)
+
+
+def _first_batch(trainer: Trainer) -> dict:
+    trainer.sampler.set_epoch(0)
+    return next(iter(trainer.loader))
+
+
+def _assert_same(a, b, where="state") -> None:
+    """Nested dicts / lists of tensors and plain values are equal."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    else:
+        assert a == b, where
+
+
+def _finite(model) -> bool:
+    return all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("amp, loss_scale", [("fp16", "dynamic"), ("fp16", "fixed"), ("bf16", "dynamic")])
+def test_mixed_precision_steps_train_with_finite_weights(tmp_path, body_dir, amp, loss_scale):
+    # The untrained tiny network's fp16 gradients reach ~10^3-10^4, so 1024 would overflow: start the scale low.
+    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), f"train.amp={amp}", f"train.loss_scale={loss_scale}",
+                            "train.init_scale=2")
+    before = [p.clone() for p in trainer.model.parameters()]
+    batch = _first_batch(trainer)
+    for _ in range(2):
+        skipped, logged = trainer.train_step(batch)
+        assert skipped is None and all(math.isfinite(v) for v in logged.values())
+    assert _finite(trainer.model)
+    assert any(not torch.equal(a, p) for a, p in zip(before, trainer.model.parameters())), "no step was taken"
+    if amp == "fp16":  # both steps taken at scale 2: the dynamic scaler counts them, the fixed one resets each time
+        assert trainer.scaler.get_scale() == 2.0
+        assert trainer.scaler.state_dict()["_growth_tracker"] == (2 if loss_scale == "dynamic" else 0)
+    else:
+        assert not trainer.scaler.is_enabled()
+
+
+@pytest.mark.parametrize("loss_scale", ["dynamic", "fixed"])
+def test_fp16_overflow_backs_off_only_with_the_dynamic_scale(tmp_path, body_dir, loss_scale):
+    big = 2.0**60  # the scaled fp16 gradients overflow: the scaler skips the step
+    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "train.amp=fp16", f"train.loss_scale={loss_scale}",
+                            f"train.init_scale={big}")
+    before = [p.clone() for p in trainer.model.parameters()]
+    trainer.train_step(_first_batch(trainer))
+    assert all(torch.equal(a, p) for a, p in zip(before, trainer.model.parameters()))
+    assert trainer.scaler.get_scale() == (big / 2 if loss_scale == "dynamic" else big)  # fixed: the reference's reset
+
+
+def test_optimizers_from_config(tmp_path, body_dir):
+    ref = tmp_path / "ref.yml"
+    ref.write_text("optimizer: adamW\nlr: 0.0003\n")  # the reference's spelling
+    for cfg, cls, wd in (
+        (load_config(None, ["train.optimizer=adam"]), torch.optim.Adam, 0.0),
+        (load_config(ref), torch.optim.AdamW, 0.1),
+        (load_config(None, ["train.optimizer=adamw", "train.weight_decay=0.01"]), torch.optim.AdamW, 0.01),
+        (load_config(None, ["train.optimizer=sgd", "train.momentum=0.9"]), torch.optim.SGD, 0.0),
+    ):
+        model = build_model(ModelConfig(**TINY_VIT), body_dir)
+        opt = build_optimizer(model, cfg)
+        assert type(opt) is cls
+        assert {g["weight_decay"] for g in opt.param_groups} == {wd}
+        assert {g["lr"] for g in opt.param_groups} == {cfg.train.lr}
+        if cls is not torch.optim.SGD:
+            assert {g["betas"] for g in opt.param_groups} == {(0.9, 0.999)}
+    assert load_config(ref).train.lr == 3e-4
+
+
+def test_resume_restores_optimizer_scaler_and_rng_state(tmp_path, body_dir):
+    args = ("train.optimizer=adamw", "train.amp=fp16", "train.init_scale=2", "train.end_epoch=1")
+    first = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args)
+    first.run()
+    optimizer, scaler, rng = first.optimizer.state_dict(), first.scaler.state_dict(), torch.get_rng_state()
+    saved = _state(first.run_dir)
+    _assert_same(saved["optimizer"], optimizer)
+    torch.manual_seed(123)
+    second = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args)
+    assert not second.optimizer.state_dict()["state"] and second.scaler.state_dict() != scaler  # fresh ones differ
+    assert second.load_state()
+    _assert_same(second.optimizer.state_dict(), optimizer, "optimizer")
+    assert second.scaler.state_dict() == scaler
+    assert torch.equal(torch.get_rng_state(), rng)
+    # Another process count: no state of this rank to take; a derived seed and a warning instead.
+    saved["rng"] = saved["rng"] * 2
+    other = tmp_path / "two_ranks.pt"
+    torch.save(saved, other)
+    third = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args)
+    assert third.load_state(other)
+    reseeded = torch.get_rng_state()
+    torch.manual_seed(derived_seed(0, 0, saved["global_step"]))
+    assert torch.equal(reseeded, torch.get_rng_state())
+    assert "holds the RNG state of 2 processes, this run has 1" in (third.run_dir / "train.log").read_text()
+    # A different network cannot resume this state: said plainly instead of a shape mismatch.
+    with pytest.raises(Hap3dError, match=r"another model configuration \(depth 2 -> 3"):
+        _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args, "model.depth=3").load_state()
+
+
+def test_non_finite_gradients_are_skipped_like_non_finite_losses(tmp_path, body_dir):
+    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(8), "train.max_bad_steps=2", "train.end_epoch=1")
+    param = trainer.model.trainable_parameters()[0]
+    param.register_hook(lambda g: torch.full_like(g, float("nan")))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    with pytest.raises(TrainingDiverged, match="non-finite for 2 consecutive steps"):
+        trainer.run()
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+    assert trainer.bad_steps_total == 2
+    assert (trainer.run_dir / "train.log").read_text().count("non-finite gradients at epoch 0") == 2
+
+
+def _eval_result(mpjpe: float) -> EvalResult:
+    per_sample = {k: np.array([mpjpe]) for k in ("mpjpe", "pa_mpjpe", "mpvpe", "pa_mpvpe")}
+    return EvalResult(per_sample, [0], ["seq"])
+
+
+def test_state_is_saved_before_the_evaluation_and_a_killed_one_reruns_on_resume(tmp_path, body_dir):
+    class Killed(Exception):
+        pass
+
+    seen = []
+
+    def killed_during_eval(model):
+        state = _state(tmp_path / "run")
+        seen.append((state["epoch"], state["global_step"], state["pending_eval"]))
+        raise Killed
+
+    args = ("train.end_epoch=1",)
+    with pytest.raises(Killed):
+        _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args, evaluate_fn=killed_during_eval).run()
+    assert seen == [(1, 2, 0)], "last.pt holds the finished epoch, its evaluation pending"
+    resumed = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args, evaluate_fn=lambda m: _eval_result(42.0))
+    assert resumed.load_state()
+    assert resumed.run()["mpjpe"] == 42.0
+    state = _state(tmp_path / "run")
+    assert state["global_step"] == 2 and state["pending_eval"] is None, "the epoch was not trained again"
+    assert state["history"]["epochs"][0]["eval_mpjpe"] == 42.0
+    assert (tmp_path / "run" / "eval_epoch_0_per_sequence.csv").is_file()
+
+
+def test_skipped_image_warning_reaches_train_log(tmp_path, body_dir):
+    from hap3d.data import build_fit_model, dataset_class, dataset_root
+    from hap3d.data.synth import write_synthetic_datasets
+
+    write_synthetic_datasets(tmp_path / "data", body_dir, size="tiny", datasets=["MuCo"])
+    muco = dataset_class("MuCo")(dataset_root(tmp_path / "data", "MuCo"), build_fit_model(body_dir))
+    victim = muco.records[0].img_path
+    victim.unlink()
+    # one loader worker: its warning must reach the log too
+    trainer = _tiny_trainer(tmp_path, body_dir, muco, "train.train_batch_size=1", "data.num_workers=1", "train.end_epoch=1")
+    trainer.run()
+    log = (trainer.run_dir / "train.log").read_text()
+    assert re.search(rf"WARNING MuCo sample \d+ skipped \(.*{re.escape(str(victim))}", log), log
+    assert f"1 unreadable samples replaced (each named in a 'skipped' warning in {trainer.run_dir / 'train.log'})" in log
+    assert re.search(r"epoch 0 step 3/3 \(global 3\): loss ", log), "periodic step lines in the text log"
+    assert _state(trainer.run_dir)["history"]["epochs"][0]["replaced_samples"] == 1
 
 
 def test_non_finite_loss_steps_are_skipped_then_the_run_stops(tmp_path, body_dir):

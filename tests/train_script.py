@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+import time
 
+import numpy as np
 import torch
 
 from hap3d.config import load_config
 from hap3d.engine.distributed import cleanup, init_distributed
+from hap3d.engine.evaluate import EvalResult
 from hap3d.engine.train import Trainer
 from hap3d.model import build_model
 
@@ -45,11 +47,19 @@ class RandomSamples(torch.utils.data.Dataset):
         }
 
 
+# No stochastic layers (drop_path_rate 0; reference_compat=false turns VPoser dropout off): every process draws its
+# own masks (the Trainer seeds each rank differently), so with them one process and two could not match exactly.
 TINY = [
     "model.depth=2", "model.embed_dim=64", "model.num_heads=2", "model.lift_dim=96", "model.drop_path_rate=0.0",
     "model.reference_compat=false", "train.freeze_bn=true", "train.optimizer=sgd", "train.lr=0.01",
     "train.momentum=0.9", "data.num_workers=0", "train.log_every=1",
 ]
+
+
+def slow_constant_eval(model: torch.nn.Module) -> EvalResult:
+    """Stands in for 3DPW: rank 0 takes a while to evaluate, so the other processes must wait for it."""
+    time.sleep(1.0)
+    return EvalResult({k: np.array([1.0]) for k in ("mpjpe", "pa_mpjpe", "mpvpe", "pa_mpvpe")}, [0], ["seq"])
 
 
 def main() -> None:
@@ -58,14 +68,16 @@ def main() -> None:
     ap.add_argument("--body", required=True)
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--eval", action="store_true", help="evaluate after every epoch (on rank 0)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = load_config(None, TINY + [f"data.body_model_dir={args.body}"] + args.overrides)
     info = init_distributed("cpu")
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # the same initial weights for every world size
     model = build_model(cfg.model, cfg.data.body_model_dir)
-    trainer = Trainer(cfg, model, RandomSamples(args.samples), args.out, info, progress=False)
+    evaluate_fn = slow_constant_eval if args.eval and info.is_main else None
+    trainer = Trainer(cfg, model, RandomSamples(args.samples), args.out, info, evaluate_fn, progress=False)
     if args.resume:
         trainer.load_state()
     trainer.run()

@@ -32,7 +32,7 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from hap3d.data.check import cmd_data_check
 
-    return cmd_data_check(Path(args.root), Path(args.body_model_dir) if args.body_model_dir else None, args.datasets)
+    return cmd_data_check(args.root, args.body_model_dir, args.datasets, cfg=args.cfg)
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -103,24 +103,28 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     cfg = _load_cfg(args)
     out = Path(args.out or Path(args.ckpt).resolve().parent / "eval")
     result = evaluate(cfg, args.ckpt, out)
+    print(result.per_sequence_table())
     print(result.summary())
-    print(f"results: {out / 'eval.json'}, {out / 'eval_per_sample.csv'}")
+    print(f"results: {out / 'eval.json'}, {out / 'eval_per_sample.csv'}, {out / 'eval_per_sequence.csv'}")
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from hap3d.infer.demo import run_demo
-    from hap3d.infer.keypoints import read_keypoints
+    from hap3d.infer.demo import MESH_FORMATS, run_demo
+    from hap3d.infer.keypoints import read_coco_image_names, read_keypoints
     from hap3d.infer.predictor import Predictor, load_predictor_model
 
-    if args.ckpt is None and not args.random_weights:
-        print("hap3d: error: pass --ckpt (any checkpoint hap3d loads) or --random-weights", file=sys.stderr)
+    if args.coco_annotations and not args.keypoints:
+        print("hap3d: error: --coco-annotations names the images of --keypoints (COCO results by image_id); "
+              "it does not apply to --detector", file=sys.stderr)
         return 2
     if args.detector:
         found = _detect(args.input, args.mediapipe_python)
         keypoints, keypoint_errors = found.keypoints, found.errors
     else:
-        keypoints, keypoint_errors = read_keypoints(args.keypoints), {}
+        names = read_coco_image_names(args.coco_annotations) if args.coco_annotations else None
+        keypoints = read_keypoints(args.keypoints, names)
+        keypoint_errors = keypoints.errors
     body = args.body_model_dir
     if body is None:
         from hap3d.body.synth import write_body_model_dir
@@ -133,14 +137,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     model = load_predictor_model(args.ckpt, body, random_weights=args.random_weights)
     predictor = Predictor(model, resolve_device(args.device), amp=args.amp, batch_size=args.batch_size)
+    settings = {
+        "checkpoint": str(Path(args.ckpt).resolve()) if args.ckpt else "random weights",
+        "body_model_dir": str(Path(body).resolve()) if args.body_model_dir else f"procedural ({Path(body).resolve()})",
+    }
     code, reports = run_demo(predictor, Path(args.input), keypoints, Path(args.out),
-                             tuple(args.formats.split(",")) if args.formats else (), backend=args.backend,
-                             keypoint_errors=keypoint_errors)
+                             MESH_FORMATS if args.formats is None else args.formats, backend=args.backend,
+                             keypoint_errors=keypoint_errors, settings=settings)
     for r in reports:
         if r.error:
             print(f"  {r.name}: {r.error}", file=sys.stderr)
-    print(f"{sum(r.people for r in reports)} people in {len(reports)} items; outputs in {args.out}")
+    skipped = sum(r.status == "skipped" for r in reports)
+    print(f"{sum(r.people for r in reports)} people in {len(reports)} items"
+          + (f" ({skipped} frames without keypoints skipped)" if skipped else "") + f"; outputs in {args.out}")
     return code
+
+
+def _mesh_formats(text: str) -> tuple[str, ...]:
+    from hap3d.infer.demo import check_formats
+
+    try:
+        return check_formats(text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def _detect(inputs: str, python: str | None, min_confidence: float = 0.5, venv: str | None = None) -> Detections:
@@ -176,7 +195,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from hap3d.quickstart import run_quickstart
 
-    return run_quickstart(Path(args.out), budget=args.budget, device=args.device)
+    return run_quickstart(Path(args.out), budget=args.budget, device=args.device, resume=args.resume)
 
 
 MEDIAPIPE_PYTHON_HELP = ("python with mediapipe (default: $HAP3D_MEDIAPIPE_PYTHON, else this python if it has "
@@ -194,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="runs/quickstart", help="run directory (default: runs/quickstart)")
     q.add_argument("--budget", default="small", choices=["tiny", "small", "medium"], help="how much work to do")
     q.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    q.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (same budget) instead of starting it again")
     q.set_defaults(func=_cmd_quickstart)
 
     t = sub.add_parser("train", help="train (single process, or under torchrun for DDP)")
@@ -207,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on 3DPW (MPJPE, PA-MPJPE, MPVPE)")
-    e.add_argument("--ckpt", required=True, help="hap3d .safetensors, or a reference snapshot_N.pth.tar")
+    e.add_argument("--ckpt", required=True,
+                   help="hap3d .safetensors, a training state (<run>/checkpoints/last.pt) or a reference snapshot_N.pth.tar")
     e.add_argument("--cfg", help="YAML config for data paths and batch size")
     e.add_argument("--testset", choices=["PW3D"], help="test set (default from the config)")
     e.add_argument("--crowd", action="store_true", help="3DPW-Crowd (validation split, HigherHRNet input)")
@@ -225,16 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--detector", choices=["mediapipe"],
                      help="detect 2D keypoints instead: MediaPipe BlazePose, at most one person per image "
                           "(set up with `hap3d detect --setup`)")
+    d.add_argument("--coco-annotations", metavar="FILE",
+                   help="COCO annotation JSON whose 'images' list maps the image_id of COCO results to file names")
     d.add_argument("--mediapipe-python", help=MEDIAPIPE_PYTHON_HELP)
-    d.add_argument("--ckpt", help="checkpoint (hap3d, reference snapshot or the 3DCrowdNet demo checkpoint)")
-    d.add_argument("--random-weights", action="store_true", help="untrained network (pipeline tests only)")
+    weights = d.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--ckpt", help="checkpoint (hap3d, reference snapshot or the 3DCrowdNet demo checkpoint)")
+    weights.add_argument("--random-weights", action="store_true", help="untrained network (pipeline tests only)")
     d.add_argument("--body-model-dir", help="folder with smpl/ (default: a procedural stand-in, with a warning)")
     d.add_argument("--out", default="demo_out")
     d.add_argument("--device", default="auto")
     d.add_argument("--amp", default="auto", choices=["auto", "none", "bf16", "fp16"],
                    help="auto: bf16 where the hardware supports it natively, else fp32")
     d.add_argument("--batch-size", type=int, default=16)
-    d.add_argument("--formats", default="obj,ply,glb", help="mesh formats, comma-separated (empty: none)")
+    d.add_argument("--formats", type=_mesh_formats,
+                   help="mesh formats, comma-separated, of obj, ply, glb (default: all; empty: none)")
     d.add_argument("--backend", default="auto", choices=["auto", "raster", "egl"], help="renderer")
     d.set_defaults(func=_cmd_demo)
 
@@ -261,14 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", required=True)
     ds = dsub.add_parser("synth", help="write small synthetic datasets in the real on-disk formats")
     ds.add_argument("--out", required=True)
-    ds.add_argument("--size", default="tiny", choices=["tiny", "small", "medium"])
+    ds.add_argument("--size", default="tiny", choices=["tiny", "small", "medium", "large"],
+                    help="tiny: tests; small, medium: the quickstart budgets; large: a few thousand samples")
     ds.add_argument("--seed", type=int, default=0)
     ds.add_argument("--body-model-dir", help="body model to pose (default: a procedural one in <out>/body_model)")
     ds.set_defaults(func=_cmd_data_synth)
     dc = dsub.add_parser("check", help="report which dataset files are present, missing or malformed")
-    dc.add_argument("--root", required=True, help="data root (Human36M/, MuCo/, coco/, mpii/, PW3D/, CrowdPose/)")
+    dc.add_argument("--root", help="data root: the reference's data/ (MSCOCO/, MPII/data/, ...) or the seed README's "
+                                   "tree (coco/, mpii/data/, ...) with Human36M/, MuCo/, PW3D/data/ (default: from --cfg)")
+    dc.add_argument("--cfg", help="training config: check the datasets it uses (trainset_3d, trainset_2d, testset) "
+                                  "under its data.root, with its body model and reference_compat")
     dc.add_argument("--body-model-dir", help="needed to spot-check training samples end to end")
-    dc.add_argument("--datasets", nargs="*", help="only these (default: all found or configured)")
+    dc.add_argument("--datasets", nargs="*", help="only these (default: those of --cfg, else HAP's and any other found)")
     dc.set_defaults(func=_cmd_data_check)
 
     c = sub.add_parser("convert", help="convert a reference snapshot / demo checkpoint to the hap3d format")

@@ -6,8 +6,10 @@ unchanged. ``reference_compat`` selects the reference numerics for every switch 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import logging
 import types
 import typing
 from dataclasses import dataclass
@@ -22,7 +24,11 @@ T = TypeVar("T")
 
 
 class ConfigError(Hap3dError):
-    """A configuration value or key is invalid."""
+    """A configuration value or key is invalid; ``key`` is its dotted path when one key is to blame."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass
@@ -68,7 +74,7 @@ class ModelConfig:
     vposer_dropout: bool | None = None
     input_norm: Literal["none", "imagenet"] | None = None
 
-    ALIASES: typing.ClassVar[dict[str, str]] = {"backbone_type": "backbone", "resnet_type": "resnet_depth"}
+    ALIASES: typing.ClassVar[dict[str, str]] = {"backbone_type": "backbone", "resnet_type": "resnet_depth", "sigma": "heatmap_sigma"}
 
     def __post_init__(self) -> None:
         if self.backbone in ("vit", "resnet"):  # reference spelling of backbone_type
@@ -111,7 +117,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         if name not in fields:
             near = difflib.get_close_matches(name, list(fields) + list(aliases), n=1)
             hint = f" Did you mean '{near[0]}'?" if near else ""
-            raise ConfigError(f"unknown config key '{where}{key}'.{hint} Known keys: {', '.join(sorted(fields))}")
+            raise ConfigError(f"unknown config key '{where}{key}'.{hint} Known keys: {', '.join(sorted(fields))}", f"{where}{key}")
         kwargs[name] = _coerce(hints[name], value, f"{where}{key}")
     try:
         return cls(**kwargs)
@@ -124,7 +130,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"'{where}' must be a mapping, got {value!r}")
+            raise ConfigError(f"'{where}' must be a mapping, got {value!r}", where)
         return from_dict(tp, value, where + ".")
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -137,10 +143,12 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 return _coerce(a, value, where)
             except ConfigError as err:
                 errors.append(str(err))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"'{where}': {value!r} matches none of {args}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"'{where}': {value!r} matches none of {args}", where)
     if origin is Literal:
+        if isinstance(value, str) and value not in args:  # case-insensitive: the reference spells 'adamW'
+            value = {a.lower(): a for a in args if isinstance(a, str)}.get(value.lower(), value)
         if value not in args:
-            raise ConfigError(f"'{where}' must be one of {list(args)}, got {value!r}")
+            raise ConfigError(f"'{where}' must be one of {list(args)}, got {value!r}", where)
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
@@ -149,25 +157,28 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return [_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin in (dict, Mapping):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"'{where}' must be a mapping, got {value!r}")
+            raise ConfigError(f"'{where}' must be a mapping, got {value!r}", where)
         return dict(value)
     if tp is Any:
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"'{where}' must be true or false, got {value!r}")
+            raise ConfigError(f"'{where}' must be true or false, got {value!r}", where)
         return value
     if tp is float:
+        if isinstance(value, str):  # PyYAML reads 3e-4 (no dot) as a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"'{where}' must be a number, got {value!r}")
+            raise ConfigError(f"'{where}' must be a number, got {value!r}", where)
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"'{where}' must be an integer, got {value!r}")
+            raise ConfigError(f"'{where}' must be an integer, got {value!r}", where)
         return value
     if tp is str:
         if not isinstance(value, (str, Path)):
-            raise ConfigError(f"'{where}' must be a string, got {value!r}")
+            raise ConfigError(f"'{where}' must be a string, got {value!r}", where)
         return str(value)
     return value
 
@@ -205,15 +216,17 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     """Apply 'a.b=value' overrides to a nested dict in place and return it."""
     for text in overrides:
         path, value = parse_override(text)
-        node = data
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override '{text}': '{part}' is not a section")
-        node[path[-1]] = value
+        _set_path(data, path, value, f"override '{text}'")
     return data
 
 
+def _set_path(data: dict[str, Any], path: list[str], value: Any, what: str) -> None:
+    node = data
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{what}: '{part}' is not a section")
+    node[path[-1]] = value
 
 
 @dataclass
@@ -261,12 +274,18 @@ class TrainConfig:
     log_every: int = 20
     max_bad_steps: int = 20  # stop after this many consecutive non-finite losses
     max_steps_per_epoch: int = 0  # 0: the whole epoch (tests and quick runs cap it)
+    # How long DDP processes wait for each other in a collective. Rank 0 evaluates alone while the others wait
+    # at a barrier, so this must exceed the longest evaluation (torch's default is 10 min for NCCL).
+    dist_timeout_minutes: float = 120.0
 
     ALIASES: typing.ClassVar[dict[str, str]] = {}
 
     def __post_init__(self) -> None:
-        if self.optimizer in ("adamW", "AdamW"):
-            self.optimizer = "adamw"
+        if self.loss_scale == "fixed" and self.amp != "fp16":
+            raise ConfigError(
+                f"train.loss_scale=fixed sets the fp16 loss scale, but train.amp is '{self.amp}' (no loss scaling); "
+                "set train.amp=fp16, or drop train.loss_scale"
+            )
         if self.end_epoch < 1:
             raise ConfigError("train.end_epoch must be >= 1")
         if self.train_batch_size < 1:
@@ -302,26 +321,83 @@ REFERENCE_KEYS = {
     "lr": "train", "lr_backbone": "train", "lr_dec_epoch": "train", "lr_dec_factor": "train",
     "end_epoch": "train", "train_batch_size": "train", "optimizer": "train",
     "test_batch_size": "eval",
-    "backbone_type": "model", "resnet_type": "model",
+    "backbone_type": "model", "resnet_type": "model", "camera_3d_size": "model", "sigma": "model",
 }
-# Reference keys with no effect here (values the reference fixes, or display switches), accepted and ignored.
-REFERENCE_IGNORED = {"input_img_shape", "output_hm_shape", "bbox_3d_size", "sigma", "focal", "princpt", "use_gt_info", "vis", "render"}
+# The reference's other config attributes (spec section 2): legal there, no effect here. Accepted with a note.
+REFERENCE_IGNORED = {
+    "input_img_shape": "the input is model.img_size square", "output_hm_shape": "see model.heatmap_size",
+    "focal": "see model.focal", "princpt": "the principal point is the crop centre",
+    "bbox_3d_size": "the depth range is fixed at 2 m, as the reference's set_args fixes it",
+    "use_gt_info": "3DPW is always cropped from its ground-truth boxes (use_gt_info=True)",
+    "vis": "a display switch (use hap3d demo for renders)", "render": "a display switch (use hap3d demo for renders)",
+    "gpu_ids": "devices come from CUDA_VISIBLE_DEVICES and the process count from torchrun",
+    "num_gpus": "devices come from CUDA_VISIBLE_DEVICES and the process count from torchrun",
+    "continue_train": "pass --resume to hap3d train",
+    **dict.fromkeys(("model_dir", "vis_dir", "log_dir", "result_dir"), "every output goes under output_dir"),
+    **dict.fromkeys(("smpl_path", "human_model_path"), "the body model is read from data.body_model_dir"),
+}
+COMMAND_LINE = "command line"
+
+log = logging.getLogger(__name__)
+
+
+def _reference_path(path: list[str], source: str) -> list[str] | None:
+    """Where a key lives here: a flat reference key moves into its section; an ignored one gives None (noted)."""
+    if len(path) != 1:
+        return path
+    key = path[0]
+    if key in REFERENCE_KEYS:
+        return [REFERENCE_KEYS[key], key]
+    if key in REFERENCE_IGNORED:
+        log.warning("%s: reference key '%s' ignored: %s", source, key, REFERENCE_IGNORED[key])
+        return None
+    return path
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (ours or the reference's flat keys), apply 'a.b=value' overrides, validate."""
+    """Read a YAML config (ours or the reference's flat keys), apply 'a.b=value' overrides, validate.
+
+    Flat reference keys work in both places (``lr: 0.001`` in the file, ``lr=3e-4`` on the command line). An
+    error names the override that caused it, else the file. A top-level ``reference_compat`` is shorthand for
+    ``model.reference_compat``; giving both with different values is an error.
+    """
     data = load_yaml(path) if path is not None else {}
     for key in list(data):
-        if key in REFERENCE_KEYS:
-            data.setdefault(REFERENCE_KEYS[key], {})[key] = data.pop(key)
-        elif key in REFERENCE_IGNORED:
-            data.pop(key)
-    apply_overrides(data, overrides or [])
+        dest = _reference_path([key], str(path))
+        if dest != [key]:
+            value = data.pop(key)
+            if dest is not None:
+                _set_path(data, dest, value, f"{path}: '{key}'")
+    cli: dict[str, str] = {}  # dotted key -> override text, so that errors blame the command line
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        dest = _reference_path(keys, f"{COMMAND_LINE} '{text}'")
+        if dest is not None:
+            _set_path(data, dest, value, f"override '{text}'")
+            cli[".".join(dest)] = text
+    where = str(path) if path is not None else None
+
+    def source(key: str | None) -> str | None:
+        """The override that set ``key`` (or a section holding it), else the file."""
+        for k, text in cli.items():
+            if key is not None and (key == k or key.startswith((k + ".", k + "["))):
+                return f"{COMMAND_LINE} override '{text}'"
+        return where
+
     compat = data.get("reference_compat")
+    model = data.get("model")
+    if compat is not None and isinstance(model, dict):
+        inner = model.get("reference_compat")
+        if inner is not None and inner != compat:
+            raise ConfigError(
+                f"reference_compat: {compat} ({source('reference_compat') or 'config'}) contradicts "
+                f"model.reference_compat: {inner} ({source('model.reference_compat') or 'config'}); set one of them"
+            )
     if compat is not None:
-        data.setdefault("model", {}).setdefault("reference_compat", compat)
-    where = f"{path}: " if path is not None else ""
+        data.setdefault("model", {})["reference_compat"] = compat
     try:
         return from_dict(Config, data)
     except ConfigError as err:
-        raise ConfigError(f"{where}{err}") from None
+        blame = source(err.key) if err.key is not None else " + ".join(
+            filter(None, [where, "command-line overrides" if cli else None]))
+        raise ConfigError(f"{blame}: {err}" if blame else str(err), err.key) from None

@@ -6,12 +6,15 @@
 4. evaluation of the untrained and the trained network on the synthetic 3DPW test set (``hap3d eval``'s path);
 5. a few rendered overlays through the demo's predictor and renderer.
 
-Everything lands in one run directory: metrics JSON/CSV, loss and metric plots, overlays, checkpoints.
+Everything lands in one run directory: metrics JSON/CSV, loss and metric plots, overlays, checkpoints. Running
+again into the same ``--out`` reuses its body model and data but trains from the start; ``--resume`` continues
+its run instead. An ``--out`` made with another budget is refused (its data and network differ in size).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 
 from hap3d.config import load_config
+from hap3d.utils import Hap3dError
 
 # Training work per budget; 'small' (the default) fits in a few minutes on a 2-core laptop CPU.
 BUDGETS = {
@@ -26,6 +30,7 @@ BUDGETS = {
     "small": {"data": "small", "epochs": 3, "steps": 40, "batch": 8, "depth": 3, "dim": 96, "heads": 3},
     "medium": {"data": "medium", "epochs": 8, "steps": 250, "batch": 16, "depth": 4, "dim": 192, "heads": 3},
 }
+BUDGET_FILE = "budget.json"  # in --out: the budget its data and run were made with
 
 
 def quickstart_config(out: Path, budget: str, device: str):
@@ -47,7 +52,14 @@ def quickstart_config(out: Path, budget: str, device: str):
     return load_config(None, overrides)
 
 
-def run_quickstart(out: Path, budget: str = "small", device: str = "auto", progress: bool = True) -> int:
+def previous_budget(out: Path) -> str | None:
+    """The budget of the quickstart already in ``out`` (None for a fresh folder)."""
+    marker = out / BUDGET_FILE
+    return json.loads(marker.read_text())["budget"] if marker.is_file() else None
+
+
+def run_quickstart(out: Path, budget: str = "small", device: str = "auto", progress: bool = True, resume: bool = False) -> int:
+    """Run the whole quickstart into ``out``. A previous run there is replaced, or continued with ``resume``."""
     from hap3d.body.synth import write_body_model_dir
     from hap3d.data.synth import write_synthetic_datasets
     from hap3d.engine.distributed import DistInfo, resolve_device
@@ -58,8 +70,21 @@ def run_quickstart(out: Path, budget: str = "small", device: str = "auto", progr
 
     t0 = time.time()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    before_budget = previous_budget(out)
+    if before_budget not in (None, budget):
+        raise Hap3dError(
+            f"{out} holds a quickstart of budget '{before_budget}' (its data, network size and checkpoints); "
+            f"rerun with --budget {before_budget}{' --resume' if resume else ''}, or choose another --out for '{budget}'"
+        )
     cfg = quickstart_config(out, budget, device)
+    run_dir = Path(cfg.output_dir)
+    if run_dir.exists() and not resume:
+        if before_budget is None and not (run_dir / "train.log").is_file():
+            raise Hap3dError(f"{run_dir} exists but holds no hap3d run; choose another --out")
+        print(f"starting clean: removing the previous run in {run_dir} (pass --resume to continue it)")
+        shutil.rmtree(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / BUDGET_FILE).write_text(json.dumps({"budget": budget}))
     dev = resolve_device(device)
     body = Path(cfg.data.body_model_dir)
     if not (body / "smpl").is_dir():
@@ -79,10 +104,10 @@ def run_quickstart(out: Path, budget: str = "small", device: str = "auto", progr
     before = evaluator.run(model.to(dev), test_set, cfg.eval.test_batch_size, progress=False)
     print(f"[3/5] untrained network on synthetic 3DPW: {before.summary()}")
 
-    run_dir = Path(cfg.output_dir)
     trainer = Trainer(cfg, model, build_train_set(cfg), run_dir, DistInfo(device=dev),
                       lambda m: evaluator.run(m, test_set, cfg.eval.test_batch_size, progress=False), progress=progress)
-    trainer.load_state()
+    if resume and not trainer.load_state():
+        print(f"nothing to resume in {run_dir}; training from the start")
     trainer.run()
     after = evaluator.run(model, test_set, cfg.eval.test_batch_size, progress=False)
     after.write(run_dir, "eval_final")

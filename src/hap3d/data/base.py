@@ -7,15 +7,19 @@ record into the per-sample contract::
     targets {orig_joint_img, fit_joint_img, orig_joint_cam, fit_joint_cam (30,3), pose_param (72), shape_param (10)}
     meta    {orig_joint_valid, orig_joint_trunc, fit_joint_trunc (30,1), fit_param_valid (72), is_valid_fit, is_3D}
 
-Randomness (augmentation, PoseFix) comes from a generator seeded by (seed, epoch, index), so a sample is
-reproducible and independent of worker count and rank. An unreadable image is logged, counted and replaced by
-another sample (or raises with ``strict``), so one bad file never ends a long run.
+Randomness (augmentation, PoseFix) comes from a generator seeded by (seed, dataset, epoch, index, visit), so a
+sample is reproducible and independent of worker count and rank. The dataset salt keeps Human36M[k] and MSCOCO[k]
+apart; ``visit`` counts how often a mix has already handed out the sample this epoch (:class:`~hap3d.data.mix.
+BalancedMix` cycles the smaller group), so a repeat gets fresh augmentation, as in the reference. An unreadable
+image is logged, counted and replaced by another sample (or raises with ``strict``), so one bad file never ends a
+long run.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +29,7 @@ import torch
 
 from hap3d.body.joints import convert_joints, get_joint_set
 from hap3d.data.fit import FitModel, FitTargets, compute_fit_targets, fit_error_mm, fit_param_valid
-from hap3d.data.io import DataError, as_array, read_image_bgr, require
+from hap3d.data.io import DataError, as_array, first_non_finite, read_image_bgr, require
 from hap3d.data.posefix import replace_joints, synthesize_pose
 from hap3d.data.transforms import (
     Augmentation,
@@ -66,13 +70,23 @@ class PersonRecord:
 NEAR_JOINTS = 17  # near-person joints are COCO17
 
 
-def read_fit(entry: object, path: Path, where: str) -> dict[str, np.ndarray]:
-    """{pose (72), shape (10), trans (3)} from one SMPL-parameter entry of a fit file."""
-    return {
-        "pose": as_array(require(entry, "pose", path, where), (72,), path, where + ".pose"),
-        "shape": as_array(require(entry, "shape", path, where), (10,), path, where + ".shape"),
-        "trans": as_array(require(entry, "trans", path, where), (3,), path, where + ".trans"),
-    }
+FIT_SIZES = {"pose": 72, "shape": 10, "trans": 3}
+
+
+def read_fit(entry: object, path: Path, where: str) -> dict[str, np.ndarray] | None:
+    """{pose (72), shape (10), trans (3)} from one SMPL-parameter entry of a fit file.
+
+    None, with a warning naming the entry, when a value is null, NaN or infinite: such a fit would give NaN targets
+    with is_valid_fit = 1, so the person becomes a sample without a fit (is_valid_fit = 0, spec §5.1) and the
+    reader counts it (``filter_counts['fit_non_finite']``). Missing fields and wrong sizes raise."""
+    fit = {key: as_array(require(entry, key, path, where), (n,), path, f"{where}.{key}", finite=False)
+           for key, n in FIT_SIZES.items()}
+    for key, arr in fit.items():
+        if not np.isfinite(arr).all():
+            log.warning("%s: %s.%s has a null, NaN or infinite value at index %s; the person is used without a fit",
+                        path, where, key, first_non_finite(arr))
+            return None
+    return fit
 
 
 class PackedRecords(Sequence[PersonRecord]):
@@ -213,6 +227,7 @@ class TrainDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.epoch = 0
         self.skipped: dict[str, int] = {}
+        self.fits_behind_camera = 0  # fits found unprojectable while building samples (in this process)
         self.filter_counts: dict[str, int] = {}  # the reader's tally of kept and dropped annotations
         self.records = self.load()
         js = get_joint_set(self.joint_set)
@@ -238,13 +253,22 @@ class TrainDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def rng_for(self, idx: int, attempt: int = 0) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch, idx, attempt])
+    @property
+    def salt(self) -> int:
+        """A stable per-dataset seed component (Python's str hash changes between processes)."""
+        return zlib.crc32(self.name.encode())
+
+    def rng_for(self, idx: int, visit: int = 0, attempt: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.salt, self.epoch, idx, visit, attempt])
 
     def __getitem__(self, idx: int) -> dict:
+        return self.sample(idx)
+
+    def sample(self, idx: int, visit: int = 0) -> dict:
+        """Sample ``idx`` as handed out for the ``visit``-th time this epoch (0 for plain indexing)."""
         for attempt in range(10):
             try:
-                sample = self.build(self.records[idx], self.rng_for(idx, attempt))
+                sample = self.build(self.records[idx], self.rng_for(idx, visit, attempt))
                 # How many unreadable samples this one replaces: workers' own counters never reach the trainer.
                 sample["meta"]["replaced"] = torch.tensor(attempt, dtype=torch.int64)
                 return sample
@@ -253,7 +277,7 @@ class TrainDataset(torch.utils.data.Dataset):
                     raise
                 self.skipped[str(self.records[idx].img_path)] = self.skipped.get(str(self.records[idx].img_path), 0) + 1
                 log.warning("%s sample %d skipped (%s); using another sample", self.name, idx, err)
-                idx = int(self.rng_for(idx, attempt).integers(len(self.records)))
+                idx = int(self.rng_for(idx, visit, attempt).integers(len(self.records)))
         raise DataError(f"{self.name}: 10 consecutive unreadable samples; check the image folder under {self.root}")
 
     # ----------------------------------------------------------------- assembly
@@ -292,16 +316,21 @@ class TrainDataset(torch.utils.data.Dataset):
         inp = replace_joints(inp, synth, get_joint_set(self.joint_set).joints, self.replace_idx)
         inp64 = to_heatmap_space(inp[:, :2]).astype(np.float32)
 
+        ft = None
         if rec.fit is not None and self.fit_model is not None:
-            focal = rec.focal
             ft = compute_fit_targets(
-                self.fit_model, rec.fit["pose"], rec.fit["shape"], rec.fit["trans"], focal, rec.princpt, width, aug,
+                self.fit_model, rec.fit["pose"], rec.fit["shape"], rec.fit["trans"], rec.focal, rec.princpt, width, aug,
                 crop.img2bb, rec.world_to_cam,
                 rotate=self.rotate_fit or not self.reference_compat,
                 root_relative=self.fit_root_relative or not self.reference_compat,
             )
-            ft.valid = float(self.fit_is_valid(rec, cam, ft, aug))
-        else:
+            if ft is None:
+                self.fits_behind_camera += 1
+                log.warning("%s: the SMPL fit of the person in %s has a joint at or behind the camera plane (z <= 0); "
+                            "the sample is used without its fit", self.name, rec.img_path)
+            else:
+                ft.valid = float(self.fit_is_valid(rec, cam, ft, aug))
+        if ft is None:
             ft = FitTargets.missing()
 
         orig_cam = np.zeros((30, 3), np.float32)

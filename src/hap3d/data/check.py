@@ -1,9 +1,10 @@
 """``hap3d data check``: is a data root complete and readable, before hours of training find out?
 
-For every dataset the check lists the files the readers need (present / missing / empty / malformed, each
-with the path where it belongs), loads the dataset with its reader, counts the samples left after the
-reader's filters, tests that a sample of the image paths exists, and builds a few samples end to end
-(shapes, finite values, image size against the annotation).
+For every dataset the check finds its folder (any of the accepted layouts, :data:`hap3d.data.DATASETS`), lists
+the files the readers need (present / missing / empty / malformed, each with the path where it belongs), loads
+the dataset with its reader, counts the samples left after the reader's filters, tests that a sample of the
+image paths exists, and builds a few samples end to end (shapes, finite values, image size against the
+annotation). 3DPW-Crowd is loaded as its own row whenever its two files are there (or the config asks for it).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from hap3d.data import DATASETS, build_fit_model, dataset_class, dataset_root
+from hap3d.data import DATASETS, build_fit_model, dataset_candidates, dataset_class, find_dataset_root
 from hap3d.data.io import read_image_bgr
 from hap3d.utils import Hap3dError
 
@@ -31,7 +33,6 @@ class Expected:
     rel: str
     what: str
     is_dir: bool = False
-    optional: bool = False
     alternatives: tuple[str, ...] = ()  # other accepted locations
 
 
@@ -44,6 +45,8 @@ LAYOUT: dict[str, tuple[Expected, ...]] = {
     "MuCo": (
         Expected("data/MuCo-3DHP.json", "MuCo-3DHP annotations"),
         Expected("data/smpl_param.json", "MuCo SMPL fits"),
+        Expected("data/augmented_set", "MuCo augmented composites", is_dir=True),
+        Expected("data/unaugmented_set", "MuCo unaugmented composites", is_dir=True),
     ),
     "MSCOCO": (
         Expected("annotations/person_keypoints_train2017.json", "COCO keypoint annotations"),
@@ -52,14 +55,13 @@ LAYOUT: dict[str, tuple[Expected, ...]] = {
         Expected("images/train2017", "COCO train2017 images", is_dir=True),
     ),
     "MPII": (
-        Expected("data/annotations/train.json", "MPII keypoint annotations"),
-        Expected("data/annotations/MPII_train_SMPL_NeuralAnnot.json", "MPII NeuralAnnot SMPL fits"),
+        Expected("annotations/train.json", "MPII keypoint annotations"),
+        Expected("annotations/MPII_train_SMPL_NeuralAnnot.json", "MPII NeuralAnnot SMPL fits"),
+        Expected("images", "MPII images", is_dir=True),
     ),
     "PW3D": (
         Expected("3DPW_latest_test.json", "3DPW test annotations"),
         Expected("imageFiles", "3DPW image sequences", is_dir=True),
-        Expected("3DPW_latest_validation.json", "3DPW validation annotations (3DPW-Crowd)", optional=True),
-        Expected("3DPW_validation_crowd_hhrnet_result.json", "3DPW-Crowd HigherHRNet poses", optional=True),
     ),
     "CrowdPose": (
         Expected("annotations/crowdpose_train.json", "CrowdPose keypoint annotations"),
@@ -67,6 +69,13 @@ LAYOUT: dict[str, tuple[Expected, ...]] = {
         Expected("images", "CrowdPose images", is_dir=True),
     ),
 }
+
+# 3DPW-Crowd (the validation split with HigherHRNet input), checked as a row of its own
+CROWD = "PW3D-Crowd"
+CROWD_LAYOUT = (
+    Expected("3DPW_latest_validation.json", "3DPW validation annotations (3DPW-Crowd)"),
+    Expected("3DPW_validation_crowd_hhrnet_result.json", "3DPW-Crowd HigherHRNet poses"),
+)
 
 TRAIN_SHAPES: dict[tuple[str, str], tuple[int, ...]] = {
     ("inputs", "img"): (3, 256, 256),
@@ -99,7 +108,7 @@ TEST_SHAPES: dict[tuple[str, str], tuple[int, ...]] = {
 class FileStatus:
     path: Path
     what: str
-    status: str  # present | missing | empty | malformed | absent (optional)
+    status: str  # present | missing | empty | malformed
 
 
 @dataclass
@@ -151,7 +160,7 @@ class Report:
             lines += ["", "reader filters:"]
             lines += [f"  {d.name}: " + ", ".join(f"{k} {v:,}" for k, v in d.filter_counts.items()) for d in counted]
         for d in self.datasets:
-            bad = [f for f in d.files if f.status not in ("present", "absent (optional)")]
+            bad = [f for f in d.files if f.status != "present"]
             if not (bad or d.errors or d.warnings):
                 continue
             lines += ["", f"{d.name} ({d.status}):"]
@@ -166,14 +175,13 @@ class Report:
         return "\n".join(lines)
 
 
-def _file_statuses(name: str, folder: Path) -> list[FileStatus]:
+def _file_statuses(layout: Sequence[Expected], folder: Path) -> list[FileStatus]:
     out = []
-    for exp in LAYOUT[name]:
+    for exp in layout:
         candidates = [folder / exp.rel] + [folder / a for a in exp.alternatives]
         found = next((c for c in candidates if (c.is_dir() if exp.is_dir else c.is_file())), None)
         if found is None:
-            status = "absent (optional)" if exp.optional else "missing"
-            out.append(FileStatus(candidates[0], exp.what, status))
+            out.append(FileStatus(candidates[0], exp.what, "missing"))
         elif not exp.is_dir and found.stat().st_size == 0:
             out.append(FileStatus(found, exp.what, "empty"))
         else:
@@ -239,48 +247,94 @@ def _spot_check(check: DatasetCheck, ds, n: int, shapes: dict[tuple[str, str], t
         )
 
 
-def _check_dataset(
-    name: str, root: Path, requested: bool, fit_model, reference_compat: bool, spot_checks: int, image_sample: int
-) -> DatasetCheck:
-    start = time.perf_counter()
-    folder = dataset_root(root, name)
-    check = DatasetCheck(name, folder, requested)
-    if not folder.is_dir():  # one line instead of every file inside
-        expected = [e.rel for e in LAYOUT[name] if not e.optional]
-        more = f" and {len(expected) - 3} more" if len(expected) > 3 else ""
-        check.errors.append(f"dataset folder not found: {folder} (it should hold {', '.join(expected[:3])}{more})")
-    else:
-        check.files = _file_statuses(name, folder)
-        try:
-            cls = dataset_class(name)
-            if name == "PW3D":
-                ds = cls(folder)
-            else:
-                ds = cls(folder, fit_model, reference_compat=reference_compat, strict=True)
-        except ImportError as err:
-            check.errors.append(f"the {name} reader is not available ({err})")
-        except Exception as err:  # the reader's message names the file and the problem
-            message = f"{type(err).__name__}: {err}" if not isinstance(err, Hap3dError) else str(err)
-            check.errors.append(f"cannot load: {message}")
-            for f in check.files:
-                if f.status == "present" and str(f.path) in message:
-                    f.status = "malformed"
-        else:
-            check.samples = len(ds)
-            check.filter_counts = dict(getattr(ds, "filter_counts", {}))
-            if name != "PW3D":
-                check.with_fit = sum(r.fit is not None for r in ds.records)
-            if len(ds) == 0:
-                check.errors.append("no sample survived the reader's filters")
-            else:
-                _check_images(check, ds.records, image_sample)
-                if not check.errors:
-                    _spot_check(check, ds, spot_checks, TEST_SHAPES if name == "PW3D" else TRAIN_SHAPES)
+def _inspect(check: DatasetCheck, load: Callable[[], Any], shapes: dict, spot_checks: int, image_sample: int) -> None:
+    """Load the dataset with its reader, then count its samples, look for its images and build a few samples."""
+    try:
+        ds = load()
+    except ImportError as err:
+        check.errors.append(f"the {check.name} reader is not available ({err})")
+        return
+    except Exception as err:  # the reader's message names the file and the problem
+        message = f"{type(err).__name__}: {err}" if not isinstance(err, Hap3dError) else str(err)
+        check.errors.append(f"cannot load: {message}")
+        for f in check.files:
+            if f.status == "present" and str(f.path) in message:
+                f.status = "malformed"
+        return
+    check.samples = len(ds)
+    check.filter_counts = dict(getattr(ds, "filter_counts", {}))
+    if shapes is TRAIN_SHAPES:
+        check.with_fit = sum(r.fit is not None for r in ds.records)
+    if len(ds) == 0:
+        check.errors.append("no sample survived the reader's filters")
+        return
+    _check_images(check, ds.records, image_sample)
+    if not check.errors:
+        _spot_check(check, ds, spot_checks, shapes)
+
+
+def _finish(check: DatasetCheck, start: float) -> DatasetCheck:
     for f in check.files:
         if f.status in ("missing", "empty", "malformed") and not check.errors:
             check.warnings.append(f"{f.path} is {f.status} but the reader did not need it")
     check.seconds = time.perf_counter() - start
     return check
+
+
+def _check_dataset(
+    name: str, root: Path, requested: bool, fit_model, reference_compat: bool, spot_checks: int, image_sample: int,
+    crowd: bool = False,
+) -> list[DatasetCheck]:
+    """The dataset's row (PW3D: plus the 3DPW-Crowd row when its files are there or ``crowd`` asks for it)."""
+    start = time.perf_counter()
+    folder = find_dataset_root(root, name)
+    if folder is None:  # every path the reader would need, under the first accepted folder
+        candidates = dataset_candidates(root, name)
+        check = DatasetCheck(name, candidates[0], requested)
+        if len(candidates) == 1:
+            check.errors.append(f"dataset folder not found: {candidates[0]} (the files listed above belong in it)")
+        else:
+            check.errors.append(
+                "dataset folder not found: none of " + ", ".join(str(c) for c in candidates) + " exists (the files "
+                f"listed above belong in one of them; shown under {candidates[0]})"
+            )
+        layout = LAYOUT[name] + (CROWD_LAYOUT if crowd and name == "PW3D" else ())
+        check.files = [FileStatus(candidates[0] / e.rel, e.what, "missing") for e in layout]
+        return [_finish(check, start)]
+    check = DatasetCheck(name, folder, requested)
+    check.files = _file_statuses(LAYOUT[name], folder)
+    if name == "PW3D":
+        _inspect(check, lambda: dataset_class(name)(folder), TEST_SHAPES, spot_checks, image_sample)
+    else:
+        _inspect(check, lambda: dataset_class(name)(folder, fit_model, reference_compat=reference_compat, strict=True),
+                 TRAIN_SHAPES, spot_checks, image_sample)
+    checks = [_finish(check, start)]
+    if name == "PW3D":
+        crowd_check = _check_crowd(folder, requested, crowd, spot_checks, image_sample)
+        if crowd_check is not None:
+            checks.append(crowd_check)
+    return checks
+
+
+def _check_crowd(folder: Path, pw3d_requested: bool, required: bool, spot_checks: int, image_sample: int) -> DatasetCheck | None:
+    """3DPW-Crowd, loaded when both its files are there; with only one there, a warning (or, when the config
+    evaluates on 3DPW-Crowd, a failure); None when neither is there and nothing asks for it."""
+    start = time.perf_counter()
+    files = _file_statuses(CROWD_LAYOUT, folder)
+    present = [f.status != "missing" for f in files]
+    if not any(present) and not required:
+        return None
+    check = DatasetCheck(CROWD, folder, pw3d_requested and (required or all(present)), files)
+    if not all(present):
+        missing = ", ".join(str(f.path) for f, p in zip(files, present) if not p)
+        if required:
+            check.errors.append(f"the config evaluates on 3DPW-Crowd, which needs {missing}")
+        else:
+            check.warnings.append(f"3DPW-Crowd not checked: it also needs {missing}")
+        check.seconds = time.perf_counter() - start
+        return check
+    _inspect(check, lambda: dataset_class("PW3D")(folder, crowd=True), TEST_SHAPES, spot_checks, image_sample)
+    return _finish(check, start)
 
 
 def check_data_root(
@@ -291,12 +345,13 @@ def check_data_root(
     reference_compat: bool = True,
     image_sample: int = 500,
     progress: Callable[[str], None] | None = None,
+    crowd: bool = False,
 ) -> Report:
-    """Check every requested dataset under ``root`` (seed README layout).
+    """Check every requested dataset under ``root`` (any accepted layout, see :data:`hap3d.data.DATASETS`).
 
     ``datasets`` None checks HAP's datasets (Human36M, MuCo, MSCOCO, MPII, PW3D) and any other known dataset
     whose folder exists; only the requested ones (or HAP's) can fail the check. Without ``body_model_dir``
-    the samples are built without SMPL-fit targets.
+    the samples are built without SMPL-fit targets. ``crowd`` makes the 3DPW-Crowd files required.
     """
     root = Path(root)
     if datasets is not None:
@@ -304,7 +359,7 @@ def check_data_root(
         if unknown:
             raise Hap3dError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
     requested = list(HAP_DATASETS if datasets is None else datasets)
-    extra = [d for d in DATASETS if datasets is None and d not in requested and dataset_root(root, d).is_dir()]
+    extra = [d for d in DATASETS if datasets is None and d not in requested and find_dataset_root(root, d) is not None]
     report = Report(root, [])
     if not root.is_dir():
         report.errors.append(f"data root not found: {root}")
@@ -319,17 +374,44 @@ def check_data_root(
     for name in requested + extra:
         if progress is not None:
             progress(f"checking {name} ...")
-        report.datasets.append(
-            _check_dataset(name, root, name in requested, fit_model, reference_compat, spot_checks, image_sample)
+        report.datasets += _check_dataset(
+            name, root, name in requested, fit_model, reference_compat, spot_checks, image_sample, crowd
         )
     return report
 
 
-def cmd_data_check(root: Path, body_model_dir: Path | None, datasets: Sequence[str] | None, reference_compat: bool = True) -> int:
-    """``hap3d data check``: print the report; exit code 1 when a requested dataset cannot be used."""
+def config_datasets(cfg) -> list[str]:
+    """The datasets a training config uses: its 3D and 2D training sets and its test set."""
+    names = [*cfg.data.trainset_3d, *cfg.data.trainset_2d, cfg.data.testset]
+    return list(dict.fromkeys(names))
+
+
+def cmd_data_check(
+    root: Path | None,
+    body_model_dir: Path | None,
+    datasets: Sequence[str] | None,
+    reference_compat: bool = True,
+    cfg: str | Path | None = None,
+) -> int:
+    """``hap3d data check``: print the report; exit code 1 when a requested dataset cannot be used.
+
+    With ``cfg`` (a training config) the datasets, data root, body-model folder, ``reference_compat`` and
+    3DPW-Crowd setting come from the config; ``root``, ``body_model_dir`` and ``datasets`` still win if given.
+    """
+    crowd = False
+    if cfg is not None:
+        from hap3d.config import load_config
+
+        config = load_config(cfg)
+        root = root if root is not None else config.data.root
+        body_model_dir = body_model_dir if body_model_dir is not None else config.data.body_model_dir
+        datasets = datasets if datasets is not None else config_datasets(config)
+        reference_compat, crowd = config.model.reference_compat, config.data.crowd
+    if root is None:
+        raise Hap3dError("hap3d data check needs --root DIR or --cfg CONFIG (whose data.root is checked)")
     report = check_data_root(
         Path(root), datasets, None if body_model_dir is None else Path(body_model_dir),
-        reference_compat=reference_compat, progress=lambda m: print(m, flush=True),
+        reference_compat=reference_compat, progress=lambda m: print(m, flush=True), crowd=crowd,
     )
     print(report.format())
     return report.exit_code

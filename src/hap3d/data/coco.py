@@ -1,10 +1,10 @@
 """MSCOCO 2017 keypoints with NeuralAnnot SMPL fits (2D training set).
 
-Layout under ``root`` (the seed README's ``coco`` folder)::
+Layout under ``root`` (the reference's ``MSCOCO`` folder or the seed README's ``coco``)::
 
     annotations/person_keypoints_train2017.json
     annotations/MSCOCO_train_SMPL_NeuralAnnot.json     (also accepted directly under root/, where the HAP
-                                                        README tells users to put it)
+                                                        README tells users to put it; spec §10 #52)
     images/train2017/<file_name>
 
 Crowd annotations and people without a labelled keypoint are not training samples.

@@ -15,7 +15,7 @@ import numpy as np
 
 from hap3d.body.joints import convert_joints, get_joint_set
 from hap3d.data.base import PackedRecords, PersonRecord, TrainDataset, overlapping_people, read_fit
-from hap3d.data.io import DataError, as_array, load_json, require
+from hap3d.data.io import DataError, as_array, load_json, require, require_int, require_list, require_number, require_str
 from hap3d.data.transforms import add_midpoint, process_bbox
 
 log = logging.getLogger(__name__)
@@ -29,27 +29,32 @@ def find_first(candidates: list[Path], what: str) -> Path:
     raise DataError(f"{what} not found; looked for " + ", ".join(str(c) for c in candidates))
 
 
-def read_neuralannot(path: Path, extra: tuple[str, ...] = ()) -> dict[int, dict[str, np.ndarray | float]]:
+def read_neuralannot(path: Path, extra: tuple[str, ...] = ()) -> dict[int, dict[str, np.ndarray | float] | None]:
     """{ann_id: {pose, shape, trans, focal, princpt, *extra}} from a NeuralAnnot file.
 
     ``extra`` names per-entry numeric fields some releases add (CrowdPose's ``fit_err``); they are required.
+    An entry with a null, NaN or infinite value maps to None: the person is kept without a fit (see
+    :func:`~hap3d.data.base.read_fit`).
     """
     raw = load_json(path, "NeuralAnnot SMPL file")
     if not isinstance(raw, dict):
         raise DataError(f"{path}: expected a mapping from annotation id to fits, got {type(raw).__name__}")
-    out: dict[int, dict[str, np.ndarray | float]] = {}
-    for aid, entry in raw.items():
-        where = f"entry {aid}"
-        fit: dict[str, np.ndarray | float] = dict(read_fit(require(entry, "smpl_param", path, where), path, where + ".smpl_param"))
+    out: dict[int, dict[str, np.ndarray | float] | None] = {}
+    for key, entry in raw.items():
+        where = f"entry {key}"
+        try:
+            aid = int(key)
+        except ValueError:
+            raise DataError(f"{path}: key {key!r} is not an annotation id (an integer)") from None
+        smpl = read_fit(require(entry, "smpl_param", path, where), path, where + ".smpl_param")
         cam = require(entry, "cam_param", path, where)
-        for key in ("focal", "princpt"):
-            fit[key] = as_array(require(cam, key, path, where + ".cam_param"), (2,), path, f"{where}.cam_param.{key}")
-        for key in extra:
-            value = require(entry, key, path, where)
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise DataError(f"{path}: {where} field '{key}' is not a number ({value!r})")
-            fit[key] = float(value)
-        out[int(aid)] = fit
+        intrinsics = {k: as_array(require(cam, k, path, where + ".cam_param"), (2,), path, f"{where}.cam_param.{k}", finite=False)
+                      for k in ("focal", "princpt")}
+        numbers = {k: require_number(entry, k, path, where) for k in extra}
+        if smpl is not None and not all(np.isfinite(v).all() for v in intrinsics.values()):
+            log.warning("%s: %s.cam_param has a null, NaN or infinite value; the person is used without a fit", path, where)
+            smpl = None
+        out[aid] = None if smpl is None else {**smpl, **intrinsics, **numbers}
     return out
 
 
@@ -76,9 +81,9 @@ class CocoStyleDataset(TrainDataset):
         """A ``filter_counts`` key when the annotation is not a training person, else None."""
         return None
 
-    def image_size(self, img: dict, image_id: int, path: Path) -> tuple[int, int]:
+    def image_size(self, img: dict, path: Path, where: str) -> tuple[int, int]:
         """(width, height) used for box clipping and flips: the annotated size by default."""
-        return int(require(img, "width", path, f"image {image_id}")), int(require(img, "height", path, f"image {image_id}"))
+        return require_int(img, "width", path, where), require_int(img, "height", path, where)
 
     def keep_fit(self, fit: dict) -> bool:
         return True
@@ -88,27 +93,30 @@ class CocoStyleDataset(TrainDataset):
         path = self.annotation_file
         db = load_json(path, f"{self.name} annotation file")
         fits = read_neuralannot(self.neuralannot_file, self.neuralannot_extra)
-        images = {int(require(im, "id", path, "an image record")): im for im in require(db, "images", path, "the file")}
+        images = {}  # id -> (record, where)
+        for k, im in enumerate(require_list(db, "images", path, "the file")):
+            image_id = require_int(im, "id", path, f"images[{k}]")
+            images[image_id] = (im, f"image {image_id} (images[{k}])")
         counts = self.filter_counts = dict.fromkeys(
-            ("annotations", *self.extra_counts, "degenerate_bbox", "kept", "kept_without_fit"), 0
+            ("annotations", *self.extra_counts, "degenerate_bbox", "kept", "kept_without_fit", "fit_non_finite"), 0
         )
         sizes: dict[int, tuple[int, int]] = {}
         by_image: dict[int, list[PersonRecord]] = {}
-        for ann in require(db, "annotations", path, "the file"):
-            aid = int(require(ann, "id", path, "an annotation"))
-            where = f"annotation {aid}"
+        for k, ann in enumerate(require_list(db, "annotations", path, "the file")):
+            aid = require_int(ann, "id", path, f"annotations[{k}]")
+            where = f"annotation {aid} (annotations[{k}])"
             counts["annotations"] += 1
-            image_id = int(require(ann, "image_id", path, where))
-            img = images.get(image_id)
-            if img is None:
+            image_id = require_int(ann, "image_id", path, where)
+            if image_id not in images:
                 raise DataError(f"{path}: {where} refers to image_id {image_id}, which is not in 'images'")
+            img, iwhere = images[image_id]
             kps = as_array(require(ann, "keypoints", path, where), (self.num_keypoints, 3), path, where + " 'keypoints'")
             reason = self.drop_reason(ann, kps)
             if reason is not None:
                 counts[reason] += 1
                 continue
             if image_id not in sizes:
-                sizes[image_id] = self.image_size(img, image_id, path)
+                sizes[image_id] = self.image_size(img, path, iwhere)
             width, height = sizes[image_id]
             tight = as_array(require(ann, "bbox", path, where), (4,), path, where + " 'bbox'")
             bbox = process_bbox(tight, width, height)
@@ -120,12 +128,14 @@ class CocoStyleDataset(TrainDataset):
             valid = (kps[:, 2:3] > 0).astype(np.float32)
             kps[:, 2] = valid[:, 0]
             fit = fits.get(aid)
-            if fit is not None and not self.keep_fit(fit):
+            if fit is None and aid in fits:
+                counts["fit_non_finite"] += 1
+            elif fit is not None and not self.keep_fit(fit):
                 counts["fit_rejected"] += 1
                 fit = None
             counts["kept"] += 1
             counts["kept_without_fit"] += fit is None
-            file_name = str(require(img, "file_name", path, f"image {image_id}"))
+            file_name = require_str(img, "file_name", path, iwhere)
             by_image.setdefault(image_id, []).append(
                 PersonRecord(
                     img_path=self.root / self.image_folder / file_name,
@@ -145,6 +155,6 @@ class CocoStyleDataset(TrainDataset):
                 person.near_joints = [convert_joints(people[k].joints, self.joint_set, "coco17") for k in near]
             records.extend(people)
         dropped = ", ".join(f"{k.replace('_', ' ')} {counts[k]}" for k in (*self.extra_counts, "degenerate_bbox"))
-        log.info("%s: %d of %d annotations kept (%d without SMPL fit); %s", self.name, counts["kept"],
-                 counts["annotations"], counts["kept_without_fit"], dropped)
+        log.info("%s: %d of %d annotations kept (%d without SMPL fit, %d of them for a non-finite fit); %s", self.name,
+                 counts["kept"], counts["annotations"], counts["kept_without_fit"], counts["fit_non_finite"], dropped)
         return PackedRecords(records)

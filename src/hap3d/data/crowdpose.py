@@ -25,7 +25,7 @@ from PIL import Image
 
 from hap3d.body.joints import CROWDPOSE_REFERENCE_FLIP_PAIRS
 from hap3d.data.coco_style import CocoStyleDataset
-from hap3d.data.io import require
+from hap3d.data.io import require_str
 
 NEURALANNOT = "CrowdPose_train_SMPL_NeuralAnnot.json"
 FIT_ERR_THRESHOLD = 5.0  # on NeuralAnnot's fit_err (the reference calls it pixels in 64-space)
@@ -74,12 +74,12 @@ class CrowdPose(CocoStyleDataset):
         err = fit["fit_err"]
         return err >= FIT_ERR_THRESHOLD if self.reference_compat else err < FIT_ERR_THRESHOLD
 
-    def image_size(self, img: dict, image_id: int, path: Path) -> tuple[int, int]:
+    def image_size(self, img: dict, path: Path, where: str) -> tuple[int, int]:
         """The swapped annotated size (reference) or the real one, read from the image file's header."""
-        width, height = super().image_size(img, image_id, path)
+        width, height = super().image_size(img, path, where)
         if self.reference_compat:
             return height, width
-        real = image_file_size(self.root / self.image_folder / str(require(img, "file_name", path, f"image {image_id}")))
+        real = image_file_size(self.root / self.image_folder / require_str(img, "file_name", path, where))
         if real is None:
             self.filter_counts["images_size_unchecked"] += 1
             return width, height

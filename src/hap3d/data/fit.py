@@ -105,8 +105,9 @@ def compute_fit_targets(
     world_to_cam: tuple[np.ndarray, np.ndarray] | None = None,
     rotate: bool = True,
     root_relative: bool = True,
-) -> FitTargets:
-    """The fit's joints in the (flipped, rotated) crop and camera frame.
+) -> FitTargets | None:
+    """The fit's joints in the (flipped, rotated) crop and camera frame; None when a joint is at or behind the
+    camera plane (z <= 0), where the projection is infinite or mirrored and no target can be trusted.
 
     ``world_to_cam`` = (R, t in metres) when the fit lives in world coordinates (Human3.6M): the camera
     rotation is merged into the root and the translation re-derived about the pelvis, as the reference does.
@@ -134,8 +135,11 @@ def compute_fit_targets(
     target_shape = np.zeros_like(shape) if np.any(np.abs(shape) > SHAPE_CLAMP) else shape.copy()
 
     img = np.empty_like(joints)
-    img[:, 0] = joints[:, 0] / joints[:, 2] * focal[0] + princpt[0]
-    img[:, 1] = joints[:, 1] / joints[:, 2] * focal[1] + princpt[1]
+    with np.errstate(divide="ignore", invalid="ignore"):  # z = 0 is rejected just below
+        img[:, 0] = joints[:, 0] / joints[:, 2] * focal[0] + princpt[0]
+        img[:, 1] = joints[:, 1] / joints[:, 2] * focal[1] + princpt[1]
+    if not ((joints[:, 2] > 0).all() and np.isfinite(img).all()):  # z <= 0 (or NaN): no projection
+        return None
     img[:, :2] = to_heatmap_space(apply_affine(img[:, :2], img2bb))
     img[:, 2] = depth_to_heatmap(joints[:, 2] - joints[0, 2])
     trunc = inside_mask(img, use_depth=True)

@@ -32,7 +32,7 @@ import numpy as np
 from hap3d.body.joints import H36M17
 from hap3d.data.base import PackedRecords, PersonRecord, TrainDataset, read_fit
 from hap3d.data.fit import FitModel, FitTargets
-from hap3d.data.io import DataError, as_array, load_json, require
+from hap3d.data.io import DataError, as_array, load_json, require, require_int, require_list, require_str
 from hap3d.data.transforms import Augmentation, process_bbox
 
 log = logging.getLogger(__name__)
@@ -82,14 +82,14 @@ class Human36M(TrainDataset):
     def load(self) -> PackedRecords:
         subjects, every, cameras = SPLITS[self.split]
         self.filter_counts = dict.fromkeys(
-            ("annotations", "other_frame", "other_camera", "degenerate_bbox", "kept", "kept_without_fit"), 0
+            ("annotations", "other_frame", "other_camera", "degenerate_bbox", "kept", "kept_without_fit", "fit_non_finite"), 0
         )
         records = PackedRecords.concat([self._load_subject(s, every, cameras) for s in subjects])
         c = self.filter_counts
         log.info(
-            "Human36M %s: %d of %d annotations kept (%d without SMPL fit); dropped: %d by frame subsampling, "
-            "%d by camera, %d degenerate boxes", self.split, c["kept"], c["annotations"], c["kept_without_fit"],
-            c["other_frame"], c["other_camera"], c["degenerate_bbox"],
+            "Human36M %s: %d of %d annotations kept (%d without SMPL fit, %d of them for a non-finite fit); dropped: "
+            "%d by frame subsampling, %d by camera, %d degenerate boxes", self.split, c["kept"], c["annotations"],
+            c["kept_without_fit"], c["fit_non_finite"], c["other_frame"], c["other_camera"], c["degenerate_bbox"],
         )
         return records
 
@@ -104,31 +104,33 @@ class Human36M(TrainDataset):
         fit_path = self.annotation_file(subject, "smpl_param")
         fits_raw = load_json(fit_path, f"Human3.6M subject {subject} SMPL fits")
 
-        images = {int(require(im, "id", data_path, "an image record")): im for im in require(db, "images", data_path, "the file")}
+        images = {}  # id -> (record, where)
+        for k, im in enumerate(require_list(db, "images", data_path, "the file")):
+            image_id = require_int(im, "id", data_path, f"images[{k}]")
+            images[image_id] = (im, f"image {image_id} (images[{k}])")
         camera_cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         out: list[PersonRecord] = []
         counts = self.filter_counts
-        for ann in require(db, "annotations", data_path, "the file"):
-            aid = int(require(ann, "id", data_path, "an annotation"))
-            where = f"annotation {aid}"
+        for k, ann in enumerate(require_list(db, "annotations", data_path, "the file")):
+            aid = require_int(ann, "id", data_path, f"annotations[{k}]")
+            where = f"annotation {aid} (annotations[{k}])"
             counts["annotations"] += 1
-            image_id = int(require(ann, "image_id", data_path, where))
-            img = images.get(image_id)
-            if img is None:
+            image_id = require_int(ann, "image_id", data_path, where)
+            if image_id not in images:
                 raise DataError(f"{data_path}: {where} refers to image_id {image_id}, which is not in 'images'")
-            iwhere = f"image {image_id}"
-            frame = int(require(img, "frame_idx", data_path, iwhere))
+            img, iwhere = images[image_id]
+            frame = require_int(img, "frame_idx", data_path, iwhere)
             if frame % every != 0:
                 counts["other_frame"] += 1
                 continue
-            cam_idx = str(require(img, "cam_idx", data_path, iwhere))
+            cam_idx = str(require_int(img, "cam_idx", data_path, iwhere))
             if cameras is not None and cam_idx not in cameras:
                 counts["other_camera"] += 1
                 continue
-            img_subject = int(require(img, "subject", data_path, iwhere))
+            img_subject = require_int(img, "subject", data_path, iwhere)
             if img_subject != subject:
                 raise DataError(f"{data_path}: {iwhere} has subject {img_subject}, but the file is subject {subject}'s")
-            width, height = int(require(img, "width", data_path, iwhere)), int(require(img, "height", data_path, iwhere))
+            width, height = require_int(img, "width", data_path, iwhere), require_int(img, "height", data_path, iwhere)
             tight = as_array(require(ann, "bbox", data_path, where), (4,), data_path, where + " 'bbox'")
             bbox = process_bbox(tight, width, height)
             if bbox is None:
@@ -138,17 +140,18 @@ class Human36M(TrainDataset):
             if cam_idx not in camera_cache:
                 camera_cache[cam_idx] = self._camera(cams_raw, cam_idx, cam_path, iwhere)
             rot, t, focal, princpt = camera_cache[cam_idx]
-            key = tuple(str(require(img, k, data_path, iwhere)) for k in ("action_idx", "subaction_idx")) + (str(frame),)
+            key = tuple(str(require_int(img, k, data_path, iwhere)) for k in ("action_idx", "subaction_idx")) + (str(frame),)
             world = self._lookup(joints_raw, key, joint_path, iwhere)
             joint_cam = as_array(world, (17, 3), joint_path, "joints " + "/".join(key)) @ rot.T + t[None]
 
             fit_entry = self._lookup(fits_raw, key, fit_path, iwhere, missing_ok=True)
             fit = None if fit_entry is None else read_fit(fit_entry, fit_path, "fit " + "/".join(key))
+            counts["fit_non_finite"] += fit_entry is not None and fit is None
             counts["kept"] += 1
             counts["kept_without_fit"] += fit is None
             out.append(
                 PersonRecord(
-                    img_path=self.root / "images" / str(require(img, "file_name", data_path, iwhere)),
+                    img_path=self.root / "images" / require_str(img, "file_name", data_path, iwhere),
                     img_size=(height, width),
                     bbox=bbox,
                     tight_bbox=tight,

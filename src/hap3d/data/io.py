@@ -52,19 +52,75 @@ def load_json(path: str | Path, what: str = "annotation file") -> Any:
         raise DataError(f"{path}: not UTF-8 text ({err})") from err
 
 
-def require(record: dict, key: str, path: Path | str, where: str) -> Any:
+def _kind(value: Any) -> str:
+    """A JSON value's type as the file spells it, for messages."""
+    if value is None:
+        return "null"
+    return {bool: "a boolean", str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def require(record: Any, key: str, path: Path | str, where: str) -> Any:
     """record[key], or a DataError naming the file, the record and the field."""
-    if not isinstance(record, dict) or key not in record:
+    if not isinstance(record, dict):
+        raise DataError(f"{path}: {where} is {_kind(record)}, expected an object with field '{key}'")
+    if key not in record:
         raise DataError(f"{path}: {where} has no field '{key}'")
     return record[key]
 
 
-def as_array(value: Any, shape: tuple[int, ...], path: Path | str, where: str, dtype=np.float32) -> np.ndarray:
-    """Convert a JSON list to an array of an exact size (reshaped to ``shape``), with a precise error."""
+def require_list(record: Any, key: str, path: Path | str, where: str) -> list:
+    """record[key], which must be a JSON list (e.g. a file's 'images' or 'annotations')."""
+    value = require(record, key, path, where)
+    if not isinstance(value, list):
+        raise DataError(f"{path}: {where} field '{key}' is {_kind(value)}, expected a list")
+    return value
+
+
+def require_int(record: Any, key: str, path: Path | str, where: str) -> int:
+    """record[key] as an int; integral floats (5.0) are accepted, strings, booleans and null are not."""
+    value = require(record, key, path, where)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise DataError(f"{path}: {where} field '{key}' is {value!r} ({_kind(value)}), expected an integer")
+
+
+def require_number(record: Any, key: str, path: Path | str, where: str) -> float:
+    """record[key] as a finite float."""
+    value = require(record, key, path, where)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+        return float(value)
+    raise DataError(f"{path}: {where} field '{key}' is {value!r} ({_kind(value)}), expected a finite number")
+
+
+def require_str(record: Any, key: str, path: Path | str, where: str) -> str:
+    value = require(record, key, path, where)
+    if not isinstance(value, str):
+        raise DataError(f"{path}: {where} field '{key}' is {value!r} ({_kind(value)}), expected a string")
+    return value
+
+
+def as_array(
+    value: Any, shape: tuple[int, ...], path: Path | str, where: str, dtype=np.float32, finite: bool = True
+) -> np.ndarray:
+    """Convert a JSON list to an array of an exact size (reshaped to ``shape``), with a precise error.
+
+    JSON null becomes NaN in numpy without complaint, so ``finite`` (the default) rejects null, NaN and inf and
+    says where the first one is; callers that decide themselves what a non-finite value means pass False."""
     try:
         arr = np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as err:
         raise DataError(f"{path}: {where} is not numeric ({err})") from err
     if arr.size != int(np.prod(shape)):
         raise DataError(f"{path}: {where} has {arr.size} values, expected {int(np.prod(shape))} (shape {shape})")
-    return arr.reshape(shape)
+    arr = arr.reshape(shape)
+    if finite and not np.isfinite(arr).all():
+        raise DataError(f"{path}: {where} has a null, NaN or infinite value at index {first_non_finite(arr)}")
+    return arr
+
+
+def first_non_finite(arr: np.ndarray) -> tuple[int, ...] | int:
+    """Index of the first null/NaN/inf entry (an int for 1-D arrays), for messages."""
+    index = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    return index[0] if len(index) == 1 else index

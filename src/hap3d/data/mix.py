@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
+from hap3d.data.base import TrainDataset
+
 
 def set_epoch(dataset: Dataset, epoch: int) -> None:
     """Call ``set_epoch`` on ``dataset``, or on every dataset inside a ConcatDataset / Subset."""
@@ -33,6 +35,12 @@ class BalancedMix(Dataset):
     visits ``i mod N`` for the first ``N * (n // N)`` positions and a random index for the rest. Those random
     indices come from a generator seeded by (seed, epoch, global index), so every rank and worker agrees on
     them and a run can be repeated; the reference drew them from the unseeded global ``random``.
+
+    A sample handed out more than once in an epoch must not be an identical copy (the reference drew fresh
+    augmentation each time), so every position also has a *visit* number that joins the sample's random seed
+    (:meth:`hap3d.data.base.TrainDataset.sample`): the cycle ``i // N`` for the cycled positions and
+    ``n // N + j`` for the j-th random fill, which no cycle uses. (sample, visit) is therefore unique within a
+    block, and a group that is not cycled (visit 0) gives the same samples as indexing its datasets directly.
     """
 
     def __init__(self, datasets_groups: Sequence[Dataset], weights: Sequence[float] | None = None, seed: int = 0) -> None:
@@ -63,16 +71,30 @@ class BalancedMix(Dataset):
         for group in self.groups:
             set_epoch(group, epoch)
 
-    def locate(self, index: int) -> tuple[int, int]:
-        """(group, index within the group) of a global index."""
+    def locate(self, index: int) -> tuple[int, int, int]:
+        """(group, index within the group, visit number) of a global index (see the class docstring)."""
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for BalancedMix of length {len(self)}")
         g = bisect.bisect_right(self.bounds, index) - 1
         i, n, size = index - self.bounds[g], self.bounds[g + 1] - self.bounds[g], self.sizes[g]
-        if i < size * (n // size):
-            return g, i % size
-        return g, int(np.random.default_rng([self.seed, self.epoch, index]).integers(size))
+        cycled = size * (n // size)
+        if i < cycled:
+            return g, i % size, i // size
+        return g, int(np.random.default_rng([self.seed, self.epoch, index]).integers(size)), n // size + i - cycled
 
     def __getitem__(self, index: int):
-        g, i = self.locate(index)
-        return self.groups[g][i]
+        g, i, visit = self.locate(index)
+        return fetch(self.groups[g], i, visit)
+
+
+def fetch(dataset: Dataset, index: int, visit: int):
+    """``dataset[index]`` as its ``visit``-th hand-out, passed down through ConcatDataset / Subset to a dataset
+    that takes a visit (the training readers); other datasets are simply indexed."""
+    if isinstance(dataset, ConcatDataset):
+        d = bisect.bisect_right(dataset.cumulative_sizes, index)
+        return fetch(dataset.datasets[d], index - (dataset.cumulative_sizes[d - 1] if d else 0), visit)
+    if isinstance(dataset, Subset):
+        return fetch(dataset.dataset, dataset.indices[index], visit)
+    if isinstance(dataset, TrainDataset):
+        return dataset.sample(index, visit)
+    return dataset[index]

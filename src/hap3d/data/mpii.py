@@ -1,10 +1,11 @@
 """MPII Human Pose (train split) with NeuralAnnot SMPL fits (2D training set).
 
-Layout under ``root`` (the seed README's ``mpii`` folder)::
+Layout under ``root``, the folder holding ``annotations/`` (the reference's ``MPII/data``, the seed README's
+``mpii/data``, or ``MPII`` / ``mpii`` themselves: :func:`hap3d.data.dataset_root` finds it)::
 
-    data/annotations/train.json                          COCO-style; 16 keypoints in MPII order
-    data/annotations/MPII_train_SMPL_NeuralAnnot.json    {ann_id: {smpl_param, cam_param}}
-    data/<file_name>                                     images (file_name as written in train.json)
+    annotations/train.json                          COCO-style; 16 keypoints in MPII order
+    annotations/MPII_train_SMPL_NeuralAnnot.json    {ann_id: {smpl_param, cam_param}}
+    <file_name>                                     images (file_name as written in train.json: images/...)
 
 Reference difference (spec §10 #18): under ``reference_compat`` the fit targets of MPII skip the rotation
 augmentation (root pose and fit joints) and ``fit_joint_cam`` holds *absolute* camera-frame joints in metres,
@@ -31,14 +32,14 @@ class MPII(CocoStyleDataset):
         "L_Shoulder", "L_Elbow", "L_Wrist",
     )
     num_keypoints = 16
-    image_folder = "data"
+    image_folder = "."  # file_name already starts with images/
     rotate_fit = False  # reference quirk #18, only under reference_compat
     fit_root_relative = False  # reference quirk #18, only under reference_compat
 
     @property
     def annotation_file(self) -> Path:
-        return self.root / "data" / "annotations" / "train.json"
+        return self.root / "annotations" / "train.json"
 
     @property
     def neuralannot_file(self) -> Path:
-        return self.root / "data" / "annotations" / NEURALANNOT
+        return self.root / "annotations" / NEURALANNOT

@@ -25,7 +25,7 @@ import numpy as np
 from hap3d.body.joints import convert_joints
 from hap3d.data.base import PackedRecords, PersonRecord, TrainDataset, overlapping_people, read_fit
 from hap3d.data.fit import FitTargets
-from hap3d.data.io import DataError, as_array, load_json, require
+from hap3d.data.io import DataError, as_array, load_json, require, require_int, require_list, require_str
 from hap3d.data.transforms import Augmentation, process_bbox
 
 log = logging.getLogger(__name__)
@@ -62,30 +62,32 @@ class MuCo(TrainDataset):
         fits_raw = load_json(fit_path, "MuCo SMPL fits")
         if not isinstance(fits_raw, dict):
             raise DataError(f"{fit_path}: expected a mapping from annotation id to fits, got {type(fits_raw).__name__}")
-        by_image: dict[int, list[dict]] = {}
-        for ann in require(db, "annotations", path, "the file"):
-            aid = require(ann, "id", path, "an annotation")
-            by_image.setdefault(int(require(ann, "image_id", path, f"annotation {aid}")), []).append(ann)
+        by_image: dict[int, list[tuple[int, dict]]] = {}  # image id -> [(list index, annotation)]
+        for k, ann in enumerate(require_list(db, "annotations", path, "the file")):
+            aid = require_int(ann, "id", path, f"annotations[{k}]")
+            image_id = require_int(ann, "image_id", path, f"annotation {aid} (annotations[{k}])")
+            by_image.setdefault(image_id, []).append((k, ann))
 
         counts = self.filter_counts = dict.fromkeys(
-            ("images", "images_without_people", "annotations", "not_closest", "degenerate_bbox", "kept", "kept_without_fit"), 0
+            ("images", "images_without_people", "annotations", "not_closest", "degenerate_bbox", "kept", "kept_without_fit",
+             "fit_non_finite"), 0
         )
         records = []
-        for img in require(db, "images", path, "the file"):
-            image_id = int(require(img, "id", path, "an image record"))
-            iwhere = f"image {image_id}"
+        for k, img in enumerate(require_list(db, "images", path, "the file")):
+            image_id = require_int(img, "id", path, f"images[{k}]")
+            iwhere = f"image {image_id} (images[{k}])"
             counts["images"] += 1
             anns = by_image.pop(image_id, [])
             counts["annotations"] += len(anns)
             if not anns:
                 counts["images_without_people"] += 1
                 continue
-            people = [self._person(ann, path) for ann in anns]
+            people = [self._person(ann, path, index) for index, ann in anns]
             closest = int(np.argmin([cam[ROOT, 2] for _, cam, _, _ in people]))  # first of equal depths
             counts["not_closest"] += len(people) - 1
             aid, cam, kp_img, tight = people[closest]
 
-            width, height = int(require(img, "width", path, iwhere)), int(require(img, "height", path, iwhere))
+            width, height = require_int(img, "width", path, iwhere), require_int(img, "height", path, iwhere)
             bbox = process_bbox(tight, width, height)
             if bbox is None:
                 counts["degenerate_bbox"] += 1
@@ -93,11 +95,12 @@ class MuCo(TrainDataset):
             near = overlapping_people(np.stack([p[3] for p in people]))[closest]
             entry = fits_raw.get(str(aid))
             fit = None if entry is None else read_fit(entry, fit_path, f"entry {aid}")
+            counts["fit_non_finite"] += entry is not None and fit is None
             counts["kept"] += 1
             counts["kept_without_fit"] += fit is None
             records.append(
                 PersonRecord(
-                    img_path=self.root / "data" / str(require(img, "file_name", path, iwhere)),
+                    img_path=self.root / "data" / require_str(img, "file_name", path, iwhere),
                     img_size=(height, width),
                     bbox=bbox,
                     tight_bbox=tight,
@@ -111,19 +114,22 @@ class MuCo(TrainDataset):
                 )
             )
         if by_image:
-            raise DataError(f"{path}: annotations refer to image ids not in 'images', e.g. {next(iter(by_image))}")
+            image_id, [(k, ann), *_] = next(iter(by_image.items()))
+            raise DataError(f"{path}: annotation {ann['id']} (annotations[{k}]) refers to image_id {image_id}, which is "
+                            f"not in 'images' ({len(by_image)} such image ids)")
         log.info(
-            "MuCo: %d samples from %d images (%d without SMPL fit); %d other people not used as samples, "
-            "%d degenerate boxes, %d images without people", counts["kept"], counts["images"],
-            counts["kept_without_fit"], counts["not_closest"], counts["degenerate_bbox"], counts["images_without_people"],
+            "MuCo: %d samples from %d images (%d without SMPL fit, %d of them for a non-finite fit); %d other people "
+            "not used as samples, %d degenerate boxes, %d images without people", counts["kept"], counts["images"],
+            counts["kept_without_fit"], counts["fit_non_finite"], counts["not_closest"], counts["degenerate_bbox"],
+            counts["images_without_people"],
         )
         return PackedRecords(records)
 
     @staticmethod
-    def _person(ann: dict, path: Path) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-        """(annotation id, keypoints_cam (21,3) mm, keypoints_img (21,2) px, tight bbox) of one annotation."""
-        aid = int(require(ann, "id", path, "an annotation"))
-        where = f"annotation {aid}"
+    def _person(ann: dict, path: Path, index: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """(annotation id, keypoints_cam (21,3) mm, keypoints_img (21,2) px, tight bbox) of annotations[index]."""
+        aid = require_int(ann, "id", path, f"annotations[{index}]")
+        where = f"annotation {aid} (annotations[{index}])"
         return (
             aid,
             as_array(require(ann, "keypoints_cam", path, where), (NUM_JOINTS, 3), path, where + " 'keypoints_cam'"),

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hap3d.body.joints import convert_joints, get_joint_set
-from hap3d.data.io import DataError, as_array, load_json, read_image_bgr, require
+from hap3d.data.io import DataError, as_array, load_json, read_image_bgr, require, require_int, require_list, require_str
 from hap3d.data.transforms import (
     NO_AUGMENTATION,
     add_midpoint,
@@ -66,40 +66,50 @@ class PW3D(torch.utils.data.Dataset):
         self.conf_thr = conf_thr
         self.smpl30 = get_joint_set("smpl30")
         self.records = self._load()
-        self.skipped_no_joints = 0
+        self.gt_box_crops = 0  # samples (in this process) cropped at the GT box for lack of a valid input joint
 
     @property
     def annotation_file(self) -> Path:
         return self.root / f"3DPW_latest_{self.split}.json"
 
+    @property
+    def hhrnet_file(self) -> Path:
+        return self.root / f"3DPW_{self.split}_crowd_hhrnet_result.json"
+
     def _load(self) -> list[PW3DRecord]:
         path = self.annotation_file
         db = load_json(path, "3DPW annotation file")
-        images = {int(require(im, "id", path, "an image record")): im for im in require(db, "images", path, "the file")}
+        images = {}  # id -> (record, where)
+        for k, im in enumerate(require_list(db, "images", path, "the file")):
+            image_id = require_int(im, "id", path, f"images[{k}]")
+            images[image_id] = (im, f"image {image_id} (images[{k}])")
         hhrnet = None
         if self.crowd:
-            hpath = self.root / f"3DPW_{self.split}_crowd_hhrnet_result.json"
+            hpath = self.hhrnet_file
             hhrnet = load_json(hpath, "3DPW-Crowd HigherHRNet result file")
+            if not isinstance(hhrnet, dict):
+                raise DataError(f"{hpath}: expected a mapping from annotation id to poses, got {type(hhrnet).__name__}")
         openpose19 = get_joint_set("openpose19").joints
         coco17 = get_joint_set("coco17").joints
         records = []
-        for ann in require(db, "annotations", path, "the file"):
-            aid = int(require(ann, "id", path, "an annotation"))
-            where = f"annotation {aid}"
-            img = images.get(int(require(ann, "image_id", path, where)))
-            if img is None:
-                raise DataError(f"{path}: {where} refers to image_id {ann['image_id']}, which is not in 'images'")
-            seq = str(require(img, "sequence", path, f"image {img['id']}"))
+        for k, ann in enumerate(require_list(db, "annotations", path, "the file")):
+            aid = require_int(ann, "id", path, f"annotations[{k}]")
+            where = f"annotation {aid} (annotations[{k}])"
+            image_id = require_int(ann, "image_id", path, where)
+            if image_id not in images:
+                raise DataError(f"{path}: {where} refers to image_id {image_id}, which is not in 'images'")
+            img, iwhere = images[image_id]
+            seq = require_str(img, "sequence", path, iwhere)
             if self.crowd and not any(s in seq for s in CROWD_SEQUENCES):
                 continue
-            width, height = int(require(img, "width", path, f"image {img['id']}")), int(require(img, "height", path, f"image {img['id']}"))
+            width, height = require_int(img, "width", path, iwhere), require_int(img, "height", path, iwhere)
             tight = as_array(require(ann, "bbox", path, where), (4,), path, f"{where} 'bbox'")
             bbox = process_bbox(tight, width, height)
             if bbox is None:
                 continue
-            cam = require(img, "cam_param", path, f"image {img['id']}")
+            cam = require(img, "cam_param", path, iwhere)
             smpl = require(ann, "smpl_param", path, where)
-            gender = str(require(smpl, "gender", path, f"{where} smpl_param"))
+            gender = require_str(smpl, "gender", path, f"{where} smpl_param")
             if gender not in GENDER_IDS:
                 raise DataError(f"{path}: {where} smpl_param.gender is {gender!r}, expected male/female/neutral")
             openpose = as_array(require(ann, "openpose_result", path, where), (18, 3), path, f"{where} 'openpose_result'")
@@ -108,26 +118,28 @@ class PW3D(torch.utils.data.Dataset):
             if hhrnet is not None:
                 entry = hhrnet.get(str(aid))
                 if entry is not None:
-                    coco = as_array(require(entry, "coco_joints", "HigherHRNet result", f"entry {aid}"), (17, 3), "HigherHRNet result", f"entry {aid}")
+                    hwhere = f"entry {aid}"
+                    coco = as_array(require(entry, "coco_joints", hpath, hwhere), (17, 3), hpath, f"{hwhere} 'coco_joints'")
                     coco = add_midpoint(coco, coco17, "L_Hip", "R_Hip")
                     joints = add_midpoint(coco, coco17 + ("Pelvis",), "L_Shoulder", "R_Shoulder")
                 else:  # reference fallback: the OpenPose joints, renamed to the COCO19 set
                     joints = convert_joints(openpose, "openpose19", "coco19")
                 joint_set = "coco19"
+            swhere = f"{where} smpl_param"
             records.append(
                 PW3DRecord(
                     aid=aid,
-                    img_path=self.root / "imageFiles" / seq / str(require(img, "file_name", path, f"image {img['id']}")),
+                    img_path=self.root / "imageFiles" / seq / require_str(img, "file_name", path, iwhere),
                     img_size=(height, width),
                     bbox=bbox,
                     tight_bbox=tight,
-                    pose=as_array(require(smpl, "pose", path, f"{where} smpl_param"), (72,), path, f"{where} smpl_param.pose"),
-                    shape=as_array(require(smpl, "shape", path, f"{where} smpl_param"), (10,), path, f"{where} smpl_param.shape"),
-                    trans=as_array(require(smpl, "trans", path, f"{where} smpl_param"), (3,), path, f"{where} smpl_param.trans"),
+                    pose=as_array(require(smpl, "pose", path, swhere), (72,), path, f"{swhere}.pose"),
+                    shape=as_array(require(smpl, "shape", path, swhere), (10,), path, f"{swhere}.shape"),
+                    trans=as_array(require(smpl, "trans", path, swhere), (3,), path, f"{swhere}.trans"),
                     gender=gender,
                     sequence=seq,
-                    focal=as_array(require(cam, "focal", path, f"image {img['id']} cam_param"), (2,), path, "cam_param.focal"),
-                    princpt=as_array(require(cam, "princpt", path, f"image {img['id']} cam_param"), (2,), path, "cam_param.princpt"),
+                    focal=as_array(require(cam, "focal", path, f"{iwhere} cam_param"), (2,), path, f"{iwhere} cam_param.focal"),
+                    princpt=as_array(require(cam, "princpt", path, f"{iwhere} cam_param"), (2,), path, f"{iwhere} cam_param.princpt"),
                     input_joints=joints.astype(np.float32),
                     input_set=joint_set,
                 )
@@ -138,9 +150,11 @@ class PW3D(torch.utils.data.Dataset):
         return len(self.records)
 
     def crop_box(self, rec: PW3DRecord, joints: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """The crop: valid input joints' extent x1.2, made square and x1.25; the GT box if no joint is valid."""
+        """The crop: valid input joints' extent x1.2, made square and x1.25. With no valid joint the reference
+        crashes (min of an empty list); here the sample is cropped at its processed GT box and counted."""
         box = joints_bbox(joints[:, :2], valid)
         if box is None:
+            self.gt_box_crops += 1
             log.warning("3DPW annotation %d: no input joint above %.2f confidence; cropping at the GT box", rec.aid, self.conf_thr)
             return rec.bbox
         h, w = rec.img_size

@@ -35,17 +35,21 @@ import torch
 from hap3d.body.joints import get_joint_set
 from hap3d.body.regressors import find_regressor, load_regressor, smpl30_regressor
 from hap3d.body.smpl import GENDERS, SMPL, find_smpl_file, load_smpl_arrays
-from hap3d.data import dataset_root
+from hap3d.data import written_dataset_root
 from hap3d.infer.render import Camera, rasterize, shade
 from hap3d.utils import Hap3dError, atomic_write
 
 # Images (or frames) per dataset. 'tiny' is for tests, 'small' for the default quickstart, 'medium' for its longer
-# budget. Human3.6M: frames per training subject and cameras per frame; 3DPW: frames per sequence.
+# budget, 'large' for a few thousand training samples (about 4000 across Human3.6M, MuCo, MSCOCO and MPII, plus
+# ~600 3DPW test people; a few minutes to write). Human3.6M: frames per training subject and cameras per frame;
+# 3DPW: frames per sequence.
 SIZES: dict[str, dict[str, int]] = {
     "tiny": dict(h36m_frames=1, h36m_cameras=1, muco=3, coco=4, mpii=3, pw3d_sequences=2, pw3d_frames=2, crowdpose=3),
     "small": dict(h36m_frames=5, h36m_cameras=2, muco=40, coco=40, mpii=30, pw3d_sequences=4, pw3d_frames=8, crowdpose=20),
     "medium": dict(h36m_frames=16, h36m_cameras=4, muco=250, coco=250, mpii=200, pw3d_sequences=6, pw3d_frames=25,
                    crowdpose=100),
+    "large": dict(h36m_frames=40, h36m_cameras=4, muco=800, coco=700, mpii=600, pw3d_sequences=6, pw3d_frames=60,
+                  crowdpose=200),
 }
 README_HEADER = "SYNTHETIC DATA written by hap3d (`hap3d data synth`)"
 
@@ -695,15 +699,15 @@ def write_coco(kit: BodyKit, root: Path, plan: dict[str, int], rng: np.random.Ge
 
 
 def write_mpii(kit: BodyKit, root: Path, plan: dict[str, int], rng: np.random.Generator) -> int:
-    """data/annotations/train.json (16 MPII keypoints, flag 1 = annotated, file_name 'images/...') and
-    MPII_train_SMPL_NeuralAnnot.json (every 8th person without a fit)."""
+    """annotations/train.json (16 MPII keypoints, flag 1 = annotated, file_name 'images/...') and
+    annotations/MPII_train_SMPL_NeuralAnnot.json (every 8th person without a fit), under ``root`` = mpii/data."""
     images, annotations, fits = [], [], {}
     for k in range(plan["mpii"]):
         n = int(rng.integers(1, 4))
         scene, people, _ = _scene_2d(kit, rng, ((640, 360), (640, 480)), n, n > 1, 0, False)
         height, width = scene.depth.shape
         file_name = f"images/{10000000 + 7919 * k:09d}.jpg"
-        _write_image(root / "data" / file_name, scene.image)
+        _write_image(root / file_name, scene.image)
         images.append({"id": k, "file_name": file_name, "width": width, "height": height})
         for i, p in enumerate(people):
             ann = _person_annotation(kit, scene, i, p, "mpii16", binary=True)
@@ -715,8 +719,8 @@ def write_mpii(kit: BodyKit, root: Path, plan: dict[str, int], rng: np.random.Ge
             if ann["id"] % 8 != 5:
                 fits[str(ann["id"])] = _neuralannot(p, scene.camera)
     categories = [{"id": 1, "name": "person", "supercategory": "person"}]
-    _write_json(root / "data" / "annotations" / "train.json", {"images": images, "annotations": annotations, "categories": categories})
-    _write_json(root / "data" / "annotations" / "MPII_train_SMPL_NeuralAnnot.json", fits)
+    _write_json(root / "annotations" / "train.json", {"images": images, "annotations": annotations, "categories": categories})
+    _write_json(root / "annotations" / "MPII_train_SMPL_NeuralAnnot.json", fits)
     return len(annotations)
 
 
@@ -981,11 +985,11 @@ def write_synthetic_datasets(
     out = Path(out)
     kit = BodyKit(Path(body_model_dir))
     text = README.format(header=README_HEADER, size=size, seed=seed, datasets=", ".join(names), body=Path(body_model_dir).resolve())
-    _claim(out, [dataset_root(out, n) for n in names], text)
+    _claim(out, [written_dataset_root(out, n) for n in names], text)
     counts = SynthCounts(out)
     for index, name in enumerate(WRITERS):
         if name in names:
-            counts[name] = WRITERS[name](kit, dataset_root(out, name), SIZES[size], np.random.default_rng([seed, index]))
+            counts[name] = WRITERS[name](kit, written_dataset_root(out, name), SIZES[size], np.random.default_rng([seed, index]))
     return counts
 
 
@@ -1002,6 +1006,6 @@ def cmd_data_synth(out: str | os.PathLike, body_model_dir: str | os.PathLike | N
         print(f"wrote the procedural body model (NOT SMPL) to {body}")
     counts = write_synthetic_datasets(out, body, size, seed)
     for name, n in counts.items():
-        print(f"  {name}: {n} annotations in {dataset_root(out, name)}")
+        print(f"  {name}: {n} annotations in {written_dataset_root(out, name)}")
     print(f"wrote synthetic datasets (NOT the real ones) in the real formats to {out} ({time.perf_counter() - start:.1f} s)")
     return 0

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from hap3d.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -38,8 +42,12 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return dev
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
-    """Join the torchrun process group if launched by torchrun; otherwise describe a single process."""
+def init_distributed(device: str = "auto", timeout_minutes: float = TrainConfig.dist_timeout_minutes) -> DistInfo:
+    """Join the torchrun process group if launched by torchrun; otherwise describe a single process.
+
+    ``timeout_minutes`` bounds every collective: it must outlast rank 0's evaluation, during which the other
+    processes wait at a barrier.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -48,7 +56,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
         backend = "nccl" if dev.type == "cuda" else "gloo"
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=timedelta(minutes=timeout_minutes))
     return DistInfo(rank, local, world, dev)
 
 
@@ -57,13 +65,36 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Average a tensor over processes (identity in a single process)."""
+def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum a tensor over processes (identity in a single process)."""
     if not info.distributed:
         return t
     t = t.clone()
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t / info.world_size
+    return t
+
+
+def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Average a tensor over processes (identity in a single process)."""
+    return all_reduce_sum(t, info) / info.world_size if info.distributed else t
+
+
+def all_gather_object(obj: Any, info: DistInfo) -> list[Any]:
+    """Every process's ``obj``, in rank order (``[obj]`` in a single process)."""
+    if not info.distributed:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj: Any, info: DistInfo) -> Any:
+    """Rank 0's ``obj`` on every process."""
+    if not info.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def cleanup(info: DistInfo) -> None:

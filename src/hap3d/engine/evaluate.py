@@ -1,7 +1,8 @@
 """3DPW evaluation: batched forward on any device, ground-truth meshes in batches, the reference metric.
 
 Outputs per person-frame (MPJPE, PA-MPJPE, MPVPE, PA-MPVPE in mm), their means over person-frames (the
-reference's aggregation), a per-sequence table, and PCK/AUC on the 14 joints; written as JSON and CSV.
+reference's aggregation), a per-sequence table, and PCK/AUC on the 14 joints; written as JSON and CSV (per sample,
+per sequence).
 """
 
 from __future__ import annotations
@@ -52,22 +53,38 @@ class EvalResult:
             f"({len(self.aids)} person-frames)"
         )
 
+    def per_sequence_table(self) -> str:
+        """The per-sequence means (mm) as an aligned text table, with the overall means last."""
+        keys = list(self.per_sample)
+        rows = [(s, v["count"], [v[k] for k in keys]) for s, v in self.per_sequence().items()]
+        rows.append(("all", len(self.aids), [self.means[k] for k in keys]))
+        width = max(len("sequence"), *(len(r[0]) for r in rows))
+        lines = [f"{'sequence':<{width}} {'count':>6} " + " ".join(f"{k:>9}" for k in keys)]
+        lines += [f"{s:<{width}} {n:>6} " + " ".join(f"{v:>9.2f}" for v in vals) for s, n, vals in rows]
+        return "\n".join(lines)
+
     def write(self, out_dir: str | Path, name: str = "eval") -> Path:
-        """metrics JSON (means, per-sequence, settings) and a per-sample CSV."""
+        """metrics JSON (means, per-sequence, settings), a per-sample CSV and a per-sequence CSV."""
         out = Path(out_dir)
         payload = {"means_mm": self.means, "pck150": self.pck150, "auc": self.auc, "num_samples": len(self.aids),
                    "per_sequence": self.per_sequence(), "seconds": self.seconds, **self.extra}
         atomic_write(out / f"{name}.json", lambda p: Path(p).write_text(json.dumps(payload, indent=2)))
-
-        def write_csv(p: str) -> None:
-            with open(p, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["aid", "sequence", *self.per_sample])
-                for i, aid in enumerate(self.aids):
-                    w.writerow([aid, self.sequences[i], *(f"{self.per_sample[k][i]:.4f}" for k in self.per_sample)])
-
-        atomic_write(out / f"{name}_per_sample.csv", write_csv)
+        keys = list(self.per_sample)
+        per_sample = [[aid, self.sequences[i], *(f"{self.per_sample[k][i]:.4f}" for k in keys)] for i, aid in enumerate(self.aids)]
+        _write_csv(out / f"{name}_per_sample.csv", ["aid", "sequence", *keys], per_sample)
+        per_sequence = [[s, v["count"], *(f"{v[k]:.4f}" for k in keys)] for s, v in self.per_sequence().items()]
+        _write_csv(out / f"{name}_per_sequence.csv", ["sequence", "count", *keys], per_sequence)
         return out / f"{name}.json"
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    def write(p: str) -> None:
+        with open(p, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+
+    atomic_write(path, write)
 
 
 class Evaluator:

@@ -1,5 +1,10 @@
-"""Run logging on the main process: a plain-text log, TensorBoard scalars (when installed), a JSON history,
-and PNG plots of the loss terms and per-epoch metrics, all inside the run directory."""
+"""Run logging: a plain-text log, TensorBoard scalars (when installed), a JSON history, and PNG plots of the loss
+terms and per-epoch metrics, all inside the run directory.
+
+The text log's handler sits on the package logger ``hap3d``, so warnings of every module (e.g. the data
+loader's skipped images) land in it too. Rank 0 writes ``train.log``; another rank writes
+``train.rank<N>.log``, created only if it has a warning to report (only rank 0 keeps the history and plots).
+"""
 
 from __future__ import annotations
 
@@ -10,31 +15,57 @@ from pathlib import Path
 
 from hap3d.utils import atomic_write
 
+FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%m-%d %H:%M:%S")
+
+
+def attach_file_handler(path: Path, level: int) -> logging.Handler:
+    """A handler writing the ``hap3d`` package's records of ``level`` and above to ``path`` (reused if present).
+
+    DataLoader workers call this too: forked ones inherit the handler, spawned ones need their own.
+    """
+    package = logging.getLogger("hap3d")
+    for h in package.handlers:
+        if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.absolute():
+            return h
+    handler = logging.FileHandler(path, delay=True)  # a rank with nothing to report leaves no file
+    handler.setFormatter(FORMAT)
+    handler.setLevel(level)
+    package.addHandler(handler)
+    if package.getEffectiveLevel() > level:
+        package.setLevel(level)
+    return handler
+
 
 class RunLogger:
-    def __init__(self, run_dir: Path, enabled: bool = True, history: dict | None = None) -> None:
+    def __init__(self, run_dir: Path, rank: int = 0, history: dict | None = None) -> None:
         self.run_dir = run_dir
-        self.enabled = enabled
+        self.enabled = rank == 0  # history, TensorBoard, plots and info lines
         self.history = history or {"steps": [], "epochs": []}
         self.log = logging.getLogger("hap3d.train")
         self._tb = None
-        if enabled:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            handler = logging.FileHandler(run_dir / "train.log")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%m-%d %H:%M:%S"))
-            self.log.addHandler(handler)
-            self.log.setLevel(logging.INFO)
-            self._handler = handler
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.file = run_dir / ("train.log" if self.enabled else f"train.rank{rank}.log")
+        self.level = logging.INFO if self.enabled else logging.WARNING
+        self._package_level = logging.getLogger("hap3d").level
+        self._handler = attach_file_handler(self.file, self.level)
 
-                self._tb = SummaryWriter(str(run_dir / "tensorboard"))
-            except ImportError:
-                self.log.info("tensorboard not installed: scalars go to history.json and plots only")
+    def open_tensorboard(self, purge_step: int | None) -> None:
+        """Start the TensorBoard writer; ``purge_step`` drops events a resumed run logs again (steps >= it)."""
+        if not self.enabled or self._tb is not None:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.log.info("tensorboard not installed: scalars go to history.json and plots only")
+            return
+        self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge_step)
 
     def info(self, msg: str) -> None:
         if self.enabled:
             self.log.info(msg)
+
+    def warning(self, msg: str) -> None:
+        self.log.warning(msg)
 
     def step(self, global_step: int, epoch: int, scalars: dict[str, float]) -> None:
         if not self.enabled:
@@ -45,9 +76,14 @@ class RunLogger:
                 self._tb.add_scalar(f"train/{k}", v, global_step)
 
     def epoch(self, epoch: int, scalars: dict[str, float]) -> None:
+        """Add ``scalars`` to the epoch's history entry (training stats first, evaluation metrics later)."""
         if not self.enabled:
             return
-        self.history["epochs"].append({"epoch": epoch, **scalars})
+        entry = next((e for e in self.history["epochs"] if e["epoch"] == epoch), None)
+        if entry is None:
+            entry = {"epoch": epoch}
+            self.history["epochs"].append(entry)
+        entry.update(scalars)
         if self._tb is not None:
             for k, v in scalars.items():
                 self._tb.add_scalar(f"epoch/{k}", v, epoch)
@@ -95,6 +131,8 @@ class RunLogger:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
-        if self.enabled:
-            self.log.removeHandler(self._handler)
-            self._handler.close()
+            self._tb = None
+        package = logging.getLogger("hap3d")
+        package.removeHandler(self._handler)
+        self._handler.close()
+        package.setLevel(self._package_level)

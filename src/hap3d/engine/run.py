@@ -8,6 +8,7 @@ import torch
 
 from hap3d.config import Config
 from hap3d.data import build_fit_model, dataset_class, dataset_root
+from hap3d.data.io import DataError
 from hap3d.engine.distributed import DistInfo, cleanup, init_distributed
 from hap3d.engine.evaluate import EvalResult, Evaluator
 from hap3d.engine.train import Trainer
@@ -50,16 +51,24 @@ def make_model(cfg: Config, info: DistInfo) -> HapModel:
     return model
 
 
+def has_test_set(cfg: Config) -> bool:
+    """Whether the configured 3DPW split is on disk (training then evaluates on it)."""
+    try:
+        root = dataset_root(cfg.data.root, "PW3D")
+    except DataError:
+        return False
+    return (root / f"3DPW_latest_{'validation' if cfg.data.crowd else 'test'}.json").is_file()
+
+
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, float]:
     """Train (single process or under torchrun) and evaluate the final epoch on the configured test set."""
-    info = init_distributed(cfg.eval.device if cfg.eval.device != "auto" else "auto")
-    torch.manual_seed(cfg.train.seed)
+    info = init_distributed(cfg.eval.device if cfg.eval.device != "auto" else "auto", cfg.train.dist_timeout_minutes)
+    torch.manual_seed(cfg.train.seed)  # the same initial weights in every process (the Trainer reseeds per rank)
     try:
         model = make_model(cfg, info)
         train_set = build_train_set(cfg)
         evaluate_fn = None
-        test_root = dataset_root(cfg.data.root, "PW3D")
-        if (test_root / f"3DPW_latest_{'validation' if cfg.data.crowd else 'test'}.json").is_file():
+        if info.is_main and has_test_set(cfg):  # only rank 0 evaluates
             test_set = build_test_set(cfg)
             evaluator = Evaluator(cfg.data.body_model_dir, info.device)
 

@@ -1,18 +1,20 @@
 """Training: single process or torchrun DDP, mixed precision, atomic checkpoints and exact resume.
 
 A run directory holds ``config.yaml``, ``train.log``, ``history.json``, plots, ``checkpoints/last.pt`` (full
-training state, rewritten atomically at every epoch end and every ``ckpt_every_steps`` steps) and
-``checkpoints/epoch_N.safetensors`` (the model after epoch N, in the hap3d format). ``--resume`` continues from
-``last.pt``: same epoch, same position in the epoch's sample order, same optimizer and scaler state.
+training state, rewritten atomically at every epoch end, before the epoch's evaluation, and every
+``ckpt_every_steps`` steps) and ``checkpoints/epoch_N.safetensors`` (the model after epoch N, in the hap3d
+format). ``--resume`` continues from ``last.pt``: same epoch, same position in the epoch's sample order, same
+optimizer, scaler and per-process RNG state; the learning rate is recomputed from (epoch, step).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -22,14 +24,17 @@ from tqdm import tqdm
 
 from hap3d.config import Config, to_dict
 from hap3d.data.mix import set_epoch
-from hap3d.engine.distributed import DistInfo, all_reduce_mean
-from hap3d.engine.logging import RunLogger
-from hap3d.model.checkpoint import NUMPY_SAFE_GLOBALS, save_model_checkpoint
+from hap3d.engine.distributed import DistInfo, all_gather_object, all_reduce_mean, all_reduce_sum, barrier, broadcast_object
+from hap3d.engine.logging import RunLogger, attach_file_handler
+from hap3d.model.checkpoint import NUMPY_SAFE_GLOBALS, TRAIN_STATE_FORMAT, save_model_checkpoint
 from hap3d.model.hap import HapModel
 from hap3d.model.losses import loss_terms, reduce_losses
 from hap3d.utils import Hap3dError, atomic_write
 
-TRAIN_STATE_FORMAT = "hap3d-train-state"
+if TYPE_CHECKING:
+    from hap3d.engine.evaluate import EvalResult
+
+LOADER_STREAM = 1  # seed-stream tag of the DataLoader's worker seeds
 
 
 class TrainingDiverged(Hap3dError):
@@ -63,6 +68,11 @@ def build_optimizer(model: HapModel, cfg: Config) -> torch.optim.Optimizer:
     if t.optimizer == "adam":
         return torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay or 0.0)
     return torch.optim.AdamW(groups, lr=t.lr, weight_decay=0.1 if t.weight_decay is None else t.weight_decay)
+
+
+def derived_seed(*keys: int) -> int:
+    """A reproducible 63-bit seed for a tuple of keys (run seed, rank, ...): one stream per process and purpose."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 def lr_factor(cfg: Config, epoch: int, step: int, steps_per_epoch: int) -> float:
@@ -115,17 +125,22 @@ class Trainer:
         train_set: torch.utils.data.Dataset,
         run_dir: str | Path,
         info: DistInfo,
-        evaluate_fn=None,
+        evaluate_fn: Callable[[HapModel], EvalResult] | None = None,
         progress: bool = True,
     ) -> None:
+        """``evaluate_fn`` is needed on rank 0 only: it evaluates alone while the other processes wait."""
         self.cfg, self.info, self.run_dir = cfg, info, Path(run_dir)
         self.evaluate_fn = evaluate_fn
+        self.eval_enabled = bool(broadcast_object(evaluate_fn is not None, info))
         self.progress = progress and info.is_main
         self.model = model.to(info.device)
         self.ddp: torch.nn.Module = self.model
         if info.distributed:
             ids = [info.device.index] if info.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+        # After the build and DDP's broadcast of rank 0's weights: each process draws its own drop-path and
+        # dropout masks from here on (a shared seed would repeat the same masks on every rank).
+        torch.manual_seed(derived_seed(cfg.train.seed, info.rank))
         self.optimizer = build_optimizer(self.model, cfg)
         amp = cfg.train.amp
         self.scaler = torch.amp.GradScaler(info.device.type, init_scale=cfg.train.init_scale, enabled=amp == "fp16")
@@ -133,23 +148,40 @@ class Trainer:
         b = cfg.train.train_batch_size
         if len(train_set) < b * info.world_size:
             raise Hap3dError(f"training set has {len(train_set)} samples, fewer than one global batch ({b} x {info.world_size})")
+        self.logger = RunLogger(self.run_dir, info.rank)
         self.sampler = ResumableSampler(len(train_set), info.rank, info.world_size, cfg.train.seed, b)
+        # Worker seeds come from the loader's own generator, reseeded per epoch, not from the global RNG: a
+        # resumed run then draws the same dropout masks as an uninterrupted one.
         self.loader = torch.utils.data.DataLoader(
             train_set, batch_size=b, sampler=self.sampler, num_workers=cfg.data.num_workers, drop_last=True,
-            pin_memory=info.device.type == "cuda", persistent_workers=False, worker_init_fn=_worker_init,
+            pin_memory=info.device.type == "cuda", persistent_workers=False, generator=torch.Generator(),
+            worker_init_fn=functools.partial(_worker_init, log_file=self.logger.file, level=self.logger.level),
         )
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.bad_steps = 0
         self.bad_steps_total = 0
-        self.replaced_samples = 0  # unreadable samples replaced by others (counted on this process)
-        self.logger = RunLogger(self.run_dir, enabled=info.is_main)
+        self.pending_eval: int | None = None  # an epoch whose evaluation was due when last.pt was written
+        self.replaced_samples = 0  # unreadable samples replaced by others, on this process since the (re)start
+        self.replaced_before = 0  # ... on all processes before a resume
 
     # ----------------------------------------------------------------- checkpoints
     @property
     def state_path(self) -> Path:
         return self.run_dir / "checkpoints" / "last.pt"
 
+    def _rng_state(self) -> dict[str, Any]:
+        cuda = torch.cuda.get_rng_state_all() if self.info.device.type == "cuda" else []
+        return {"cpu": torch.get_rng_state(), "cuda": cuda}
+
+    def replaced_total(self) -> int:
+        """Unreadable samples replaced on all processes over the whole run (a collective under DDP)."""
+        local = torch.tensor(self.replaced_samples, dtype=torch.int64, device=self.info.device)
+        return self.replaced_before + int(all_reduce_sum(local, self.info).item())
+
     def save_state(self) -> None:
+        """Write last.pt atomically. A collective: every process contributes its RNG state and replaced count."""
+        rng = all_gather_object(self._rng_state(), self.info)
+        replaced = self.replaced_total()
         if not self.info.is_main:
             return
         state = {
@@ -161,7 +193,9 @@ class Trainer:
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
             "bad_steps_total": self.bad_steps_total,
-            "torch_rng": torch.get_rng_state(),
+            "replaced_samples": replaced,
+            "pending_eval": self.pending_eval,
+            "rng": rng,  # per rank: CPU and CUDA generator states
             "config": to_dict(self.cfg),
             "history": self.logger.history,
         }
@@ -176,15 +210,46 @@ class Trainer:
             state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("format") != TRAIN_STATE_FORMAT:
             raise Hap3dError(f"{path}: not a hap3d training state (use `hap3d convert` for model checkpoints)")
+        saved, ours = state["config"]["model"], to_dict(self.cfg.model)
+        changed = [f"{k} {v!r} -> {ours[k]!r}" for k, v in saved.items() if k in ours and ours[k] != v]
+        if changed:
+            raise Hap3dError(
+                f"{path} was written by a run with another model configuration ({'; '.join(changed)}); "
+                "resume with the run's own config, or train into a new run directory"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.bad_steps_total = state["global_step"], state["bad_steps_total"]
-        torch.set_rng_state(state["torch_rng"])
+        self.pending_eval = state.get("pending_eval")
+        self.replaced_before = state.get("replaced_samples", 0) if self.info.is_main else 0  # counted once in the sum
+        self.replaced_samples = 0
+        self._restore_rng(state.get("rng"), path)
         self.logger.history = state["history"]
-        self.logger.info(f"resumed from {path}: epoch {self.epoch}, step {self.step_in_epoch}")
+        self.logger.info(f"resumed from {path}: epoch {self.epoch}, step {self.step_in_epoch} (global step {self.global_step})")
         return True
+
+    def _restore_rng(self, saved: list[dict[str, Any]] | None, path: Path) -> None:
+        """Each process takes its own saved RNG state; with another process count, fresh per-rank seeds."""
+        if saved is None or len(saved) != self.info.world_size:
+            torch.manual_seed(derived_seed(self.cfg.train.seed, self.info.rank, self.global_step))
+            if self.info.is_main:
+                self.logger.warning(
+                    f"{path} holds the RNG state of {len(saved) if saved else 'no'} processes, this run has "
+                    f"{self.info.world_size}: dropout / drop-path masks are reseeded per process, so the run does not "
+                    "repeat exactly what an uninterrupted one would have done"
+                )
+            return
+        mine = saved[self.info.rank]
+        torch.set_rng_state(mine["cpu"])
+        if self.info.device.type == "cuda":
+            if len(mine["cuda"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(mine["cuda"])
+            else:
+                torch.cuda.manual_seed(derived_seed(self.cfg.train.seed, self.info.rank, self.global_step))
+                self.logger.warning(f"{path}: saved CUDA RNG states of {len(mine['cuda'])} devices, "
+                                    f"{torch.cuda.device_count()} visible now; CUDA RNG reseeded")
 
     # ----------------------------------------------------------------- loop
     def autocast(self):
@@ -197,7 +262,8 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
 
-    def train_step(self, batch: dict) -> tuple[bool, dict[str, float]]:
+    def train_step(self, batch: dict) -> tuple[str | None, dict[str, float]]:
+        """One optimizer step. Returns why it was skipped (None if taken) and the losses averaged over processes."""
         dev = self.info.device
         inp = {k: v.to(dev, non_blocking=True) for k, v in batch["inputs"].items()}
         targets = {k: v.to(dev, non_blocking=True) for k, v in batch["targets"].items()}
@@ -208,29 +274,47 @@ class Trainer:
             total, means = reduce_losses(loss_terms(pred, targets, meta, self.model.graph_index), self.cfg.train.loss_reduction)
         finite = torch.isfinite(total.detach()).float()
         if all_reduce_mean(finite, self.info).item() < 1.0:  # every rank skips together, or DDP would hang
-            return False, {}
+            return "non-finite loss", {}
         self.scaler.scale(total).backward()
+        params = [p for p in self.model.trainable_parameters() if p.grad is not None]
+        norm = None
         if self.cfg.train.grad_clip:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters(), self.cfg.train.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
+        elif not self.scaler.is_enabled():
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        # DDP has averaged the gradients, so every rank sees the same norm and skips together. Under fp16 the
+        # scaler skips such steps itself (and lowers its scale): overflow is expected there.
+        if norm is not None and not self.scaler.is_enabled() and not torch.isfinite(norm):
+            return "non-finite gradients", {}
         self.scaler.step(self.optimizer)
         self.scaler.update(self.cfg.train.init_scale if self.cfg.train.loss_scale == "fixed" else None)
         values = all_reduce_mean(torch.stack([total.detach().float()] + [v.detach().float() for v in means.values()]), self.info)
         logged = dict(zip(["loss"] + [f"loss_{k}" for k in means], values.tolist()))
-        return True, logged
+        return None, logged
 
     def run(self) -> dict[str, float]:
+        """Train to ``end_epoch``; returns the last evaluation's means (rank 0; empty if none ran)."""
+        try:
+            return self._run()
+        finally:
+            self.logger.close()
+
+    def _run(self) -> dict[str, float]:
         cfg = self.cfg
         if self.info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write(self.run_dir / "config.yaml", lambda p: Path(p).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False)))
+        self.logger.open_tensorboard(purge_step=self.global_step + 1 if self.global_step else None)
         steps_per_epoch = len(self.sampler.order()) // cfg.train.train_batch_size
         if cfg.train.max_steps_per_epoch:
             steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
         final: dict[str, float] = {}
+        if self.pending_eval is not None and self.eval_enabled:  # killed during that evaluation: run it first
+            final = self._evaluate(self.pending_eval)
         while self.epoch < cfg.train.end_epoch:
             epoch = self.epoch
             self.sampler.set_epoch(epoch, self.step_in_epoch)
+            self.loader.generator.manual_seed(derived_seed(cfg.train.seed, self.info.rank, epoch, LOADER_STREAM))
             set_epoch(self.train_set, epoch)  # workers are started per epoch, so their copies see it
             self.ddp.train()
             if cfg.train.freeze_bn:  # running statistics instead of per-process batch statistics
@@ -247,57 +331,78 @@ class Trainer:
                 if "replaced" in batch["meta"]:
                     self.replaced_samples += int(batch["meta"].pop("replaced").sum())
                 self.set_lr(lr_factor(cfg, epoch, self.step_in_epoch, steps_per_epoch))
-                ok, logged = self.train_step(batch)
+                skipped, logged = self.train_step(batch)
                 self.step_in_epoch += 1
                 self.global_step += 1
-                if not ok:
+                if skipped:
                     self.bad_steps += 1
                     self.bad_steps_total += 1
-                    self.logger.info(f"non-finite loss at epoch {epoch} step {self.step_in_epoch}: step skipped")
+                    self.logger.info(f"{skipped} at epoch {epoch} step {self.step_in_epoch}: step skipped")
                     if self.bad_steps >= cfg.train.max_bad_steps:
                         raise TrainingDiverged(
-                            f"the loss was non-finite for {self.bad_steps} consecutive steps (epoch {epoch}); stopping. "
-                            "Lower the learning rate, use amp=bf16 instead of fp16, or check the data (hap3d data check)."
+                            f"the loss or its gradients were non-finite for {self.bad_steps} consecutive steps (epoch "
+                            f"{epoch}); stopping. Lower the learning rate, use amp=bf16 instead of fp16, or check the "
+                            "data (hap3d data check)."
                         )
                 else:
                     self.bad_steps = 0
                     count += 1
                     for k, v in logged.items():
                         sums[k] = sums.get(k, 0.0) + v
-                    if self.global_step % cfg.train.log_every == 0 or self.step_in_epoch == steps_per_epoch:
-                        self.logger.step(self.global_step, epoch, logged | {"lr": self.optimizer.param_groups[0]["lr"]})
-                n_img = count * cfg.train.train_batch_size * self.info.world_size
-                bar.set_postfix(loss=f"{logged.get('loss', float('nan')):.4f}", img_s=f"{n_img / max(time.time() - t0, 1e-9):.1f}")
+                img_s = count * cfg.train.train_batch_size * self.info.world_size / max(time.time() - t0, 1e-9)
+                if not skipped and (self.global_step % cfg.train.log_every == 0 or self.step_in_epoch == steps_per_epoch):
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    self.logger.step(self.global_step, epoch, logged | {"lr": lr})
+                    self.logger.info(
+                        f"epoch {epoch} step {self.step_in_epoch}/{steps_per_epoch} (global {self.global_step}): "
+                        + ", ".join(f"{k} {v:.4f}" for k, v in logged.items()) + f", lr {lr:.2e}, {img_s:.1f} img/s"
+                    )
+                bar.set_postfix(loss=f"{logged.get('loss', float('nan')):.4f}", img_s=f"{img_s:.1f}")
                 bar.update(1)
                 if cfg.train.ckpt_every_steps and self.global_step % cfg.train.ckpt_every_steps == 0:
                     self.save_state()
             bar.close()
             epoch_stats = {k: v / max(count, 1) for k, v in sums.items()} | {
-                "skipped_steps": self.bad_steps_total, "replaced_samples": self.replaced_samples}
+                "skipped_steps": self.bad_steps_total, "replaced_samples": self.replaced_total()}
             self.epoch, self.step_in_epoch = epoch + 1, 0
             if self.info.is_main:
                 save_model_checkpoint(self.run_dir / "checkpoints" / f"epoch_{epoch}.safetensors", self.model, cfg.model,
                                       {"epoch": epoch, "global_step": self.global_step})
-            if self.evaluate_fn is not None and (cfg.train.eval_every_epoch or self.epoch == cfg.train.end_epoch) and self.info.is_main:
-                result = self.evaluate_fn(self.model)
-                result.write(self.run_dir, f"eval_epoch_{epoch}")
-                epoch_stats |= {f"eval_{k}": v for k, v in result.means.items()}
-                self.logger.info(f"epoch {epoch} eval: {result.summary()}")
-                final = result.means
             self.logger.info(f"epoch {epoch} done: " + ", ".join(f"{k}={v:.4f}" for k, v in epoch_stats.items()))
             self.logger.epoch(epoch, epoch_stats)
-            self.save_state()
+            due = self.eval_enabled and (cfg.train.eval_every_epoch or self.epoch == cfg.train.end_epoch)
+            self.pending_eval = epoch if due else None
+            self.save_state()  # before the evaluation: a kill during it does not redo the epoch
+            if due:
+                final = self._evaluate(epoch)
+        replaced = self.replaced_total()
+        where = "train.log" + (" and train.rank<N>.log" if self.info.distributed else "")
+        files = f" (each named in a 'skipped' warning in {self.run_dir / where})" if replaced else ""
         self.logger.info(
             f"finished {cfg.train.end_epoch} epochs: {self.bad_steps_total} non-finite steps skipped, "
-            f"{self.replaced_samples} unreadable samples replaced (see train.log warnings for the files)"
+            f"{replaced} unreadable samples replaced{files}"
         )
-        if self.info.is_main and (self.bad_steps_total or self.replaced_samples):
-            print(f"warning: {self.bad_steps_total} steps skipped, {self.replaced_samples} unreadable samples replaced")
-        self.logger.close()
+        if self.info.is_main and (self.bad_steps_total or replaced):
+            print(f"warning: {self.bad_steps_total} steps skipped, {replaced} unreadable samples replaced{files}")
         return final
 
+    def _evaluate(self, epoch: int) -> dict[str, float]:
+        """Rank 0 evaluates the model after ``epoch``; the others wait at a barrier (see dist_timeout_minutes)."""
+        means: dict[str, float] = {}
+        if self.info.is_main:
+            assert self.evaluate_fn is not None  # eval_enabled is rank 0's evaluate_fn, broadcast
+            result = self.evaluate_fn(self.model)
+            result.write(self.run_dir, f"eval_epoch_{epoch}")
+            self.logger.info(f"epoch {epoch} eval: {result.summary()}")
+            self.logger.epoch(epoch, {f"eval_{k}": v for k, v in result.means.items()})
+            means = result.means
+        barrier(self.info)
+        self.pending_eval = None
+        self.save_state()  # the metrics into the history, and no evaluation pending
+        return means
 
-def _worker_init(worker_id: int) -> None:
+
+def _worker_init(worker_id: int, log_file: Path, level: int) -> None:
     torch.set_num_threads(1)
     np.random.seed((torch.initial_seed() + worker_id) % 2**32)
-
+    attach_file_handler(log_file, level)  # inherited when forked; spawned workers need their own

@@ -95,7 +95,10 @@ class Predictor:
                 skipped.append((i, f"duplicate of an earlier person (mean keypoint distance < {DUPLICATE_PX} px)"))
                 continue
             box = joints_bbox(j19[:, :2], valid)
-            bbox = None if box is None else process_bbox(box, w, h)
+            if box[2] * box[3] <= 0:  # process_bbox would drop it too, but not because it is outside the image
+                skipped.append((i, f"too few valid keypoints to make a box (those above {CONF_THR} span no area)"))
+                continue
+            bbox = process_bbox(box, w, h)
             if bbox is None:
                 skipped.append((i, "the keypoints' box lies outside the image"))
                 continue

@@ -3,6 +3,8 @@
 Formats (detected from the file's content, never its name):
 
 * ``hap3d``              our own: safetensors tensors + JSON metadata (model config, provenance).
+* ``hap3d-train-state``  our training state (``<run>/checkpoints/last.pt``): model, optimizer, config, ... - the
+                          model weights and the model config are read from it.
 * ``reference_snapshot`` 3DCrowdNet / HAP 3D training snapshots (``snapshot_N.pth.tar``, the demo
                           checkpoint): ``{'network': {'module.<key>': tensor}, 'epoch', 'optimizer'}``.
 * ``mmcv``               ViTPose / HAP 2D-pose checkpoints (``latest.pth``): ``{'state_dict': {'backbone.*',
@@ -45,6 +47,7 @@ NUMPY_SAFE_GLOBALS = [_np_multiarray.scalar, _np_multiarray._reconstruct, np.nda
 ]
 
 FORMAT_NAME = "hap3d"
+TRAIN_STATE_FORMAT = "hap3d-train-state"  # written by hap3d.engine.train.Trainer.save_state
 FORMAT_VERSION = "1"
 SAFETENSORS_MAGIC_OFFSET = 8
 
@@ -148,6 +151,9 @@ def _identify(path: Path, obj: Any) -> RawCheckpoint:
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: expected a dict at the top level, found {type(obj).__name__}")
     meta = _plain_meta(obj)
+    if obj.get("format") == TRAIN_STATE_FORMAT:
+        meta["model_config"] = dict(obj["config"]["model"])
+        return RawCheckpoint(path, TRAIN_STATE_FORMAT, _tensor_dict(obj["model"], path, "model"), meta)
     if "network" in obj:
         return RawCheckpoint(path, "reference_snapshot", _strip_module(_tensor_dict(obj["network"], path, "network")), meta)
     if "state_dict" in obj:
@@ -197,7 +203,7 @@ def _strip_module(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def infer_model_config(raw: RawCheckpoint, **overrides: Any) -> ModelConfig:
     """The model config a full checkpoint was trained with (stored, or deduced from its keys)."""
-    if raw.format == FORMAT_NAME:
+    if raw.format in (FORMAT_NAME, TRAIN_STATE_FORMAT):
         data = dict(raw.meta["model_config"])
         data.update(overrides)
         return from_dict(ModelConfig, data)
@@ -224,7 +230,7 @@ def infer_model_config(raw: RawCheckpoint, **overrides: Any) -> ModelConfig:
 
 def map_full_model_keys(raw: RawCheckpoint) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Translate a full-model checkpoint to this project's key names; returns (mapped, ignored-with-reason)."""
-    if raw.format == FORMAT_NAME:
+    if raw.format in (FORMAT_NAME, TRAIN_STATE_FORMAT):
         return dict(raw.tensors), {}
     if raw.format != "reference_snapshot":
         raise CheckpointError(f"{raw.path}: a {raw.format} checkpoint holds a backbone only, not a full model")

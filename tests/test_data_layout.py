@@ -1,0 +1,196 @@
+"""Where datasets are found under a data root (the reference's data/ tree and the seed README's tree), and what
+``hap3d data check`` reports about folders, image folders, 3DPW-Crowd and a training config's datasets."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import test_data_2d as d2
+from hap3d.cli import build_parser
+from hap3d.cli import main as cli_main
+from hap3d.data import DATASETS, dataset_candidates, dataset_root, find_dataset_root, written_dataset_root
+from hap3d.data.check import LAYOUT, check_data_root, config_datasets
+from hap3d.data.coco import MSCOCO
+from hap3d.data.io import DataError
+from hap3d.data.mpii import MPII
+from hap3d.data.synth import SIZES, write_synthetic_datasets
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> Path:
+    """MSCOCO and MPII as the tests of test_data_2d write them: coco/ and mpii/data/."""
+    root = tmp_path_factory.mktemp("layout")
+    d2.write_coco(root)
+    d2.write_mpii(root)
+    return root
+
+
+def arrange(written: Path, tmp_path: Path, coco: str, mpii: str) -> Path:
+    """A data root with the written COCO folder at ``coco`` and the MPII dataset folder at ``mpii``."""
+    root = tmp_path / "root"
+    shutil.copytree(written / "coco", root / coco)
+    shutil.copytree(written / "mpii" / "data", root / mpii)
+    return root
+
+
+# The reference's data/ tree, the seed README's tree, and the seed README's symlink steps for MPII
+# (mpii/images + mpii/annotations, no data/ level).
+LAYOUTS = [("MSCOCO", "MPII/data"), ("coco", "mpii/data"), ("MSCOCO", "MPII"), ("coco", "mpii")]
+
+
+@pytest.mark.parametrize("coco, mpii", LAYOUTS)
+def test_every_accepted_layout_is_found_by_readers_and_check(written, tmp_path, coco, mpii, body_dir):
+    root = arrange(written, tmp_path, coco, mpii)
+    assert dataset_root(root, "MSCOCO") == root / coco and dataset_root(root, "MPII") == root / mpii
+    assert len(MSCOCO(dataset_root(root, "MSCOCO"), None)) == 2 and len(MPII(dataset_root(root, "MPII"), None)) == 3
+    report = check_data_root(root, ["MSCOCO", "MPII"], body_dir, spot_checks=1)
+    assert report.exit_code == 0, report.format()
+    assert [d.folder for d in report.datasets] == [root / coco, root / mpii]
+
+
+def test_candidates_are_tried_in_order_and_the_dataset_marker_decides():
+    assert [str(c) for c in dataset_candidates("/d", "MPII")] == ["/d/MPII/data", "/d/MPII", "/d/mpii/data", "/d/mpii"]
+    assert [str(c) for c in dataset_candidates("/d", "MSCOCO")] == ["/d/MSCOCO", "/d/coco"]
+    # what `hap3d data synth` writes: the seed README's tree, one of the accepted folders
+    for name, spec in DATASETS.items():
+        assert spec.written in spec.folders, name
+    assert written_dataset_root("/d", "MPII") == Path("/d/mpii/data")
+
+
+def test_marker_beats_order(written, tmp_path):
+    # the reference tree ships a data/MPII/ folder (holding its MPII.py): an empty MPII/data must not hide mpii/data
+    root = arrange(written, tmp_path, "coco", "mpii/data")
+    (root / "MPII" / "data").mkdir(parents=True)
+    (root / "MPII" / "MPII.py").write_text("")
+    assert dataset_root(root, "MPII") == root / "mpii" / "data"
+    # with both complete, the reference tree wins
+    shutil.copytree(root / "mpii" / "data", root / "MPII" / "data", dirs_exist_ok=True)
+    assert dataset_root(root, "MPII") == root / "MPII" / "data"
+    # no marker anywhere: the first existing folder, so that the reader names the file missing in it
+    for marker in (root / "MPII" / "data" / "annotations" / "train.json", root / "mpii" / "data" / "annotations" / "train.json"):
+        marker.unlink()
+    assert dataset_root(root, "MPII") == root / "MPII" / "data"
+    with pytest.raises(DataError, match=f"MPII annotation file not found: {root}/MPII/data/annotations/train.json"):
+        MPII(dataset_root(root, "MPII"), None)
+
+
+def test_missing_dataset_error_lists_every_candidate(tmp_path):
+    assert find_dataset_root(tmp_path, "MPII") is None
+    with pytest.raises(DataError) as err:
+        dataset_root(tmp_path, "MPII")
+    tried = ", ".join(str(tmp_path / f) for f in ("MPII/data", "MPII", "mpii/data", "mpii"))
+    assert str(err.value) == f"MPII not found under {tmp_path}: none of these folders exists: {tried}"
+
+
+@pytest.mark.parametrize("folder", ["MSCOCO", "MSCOCO/annotations"])
+def test_coco_neuralannot_in_either_place(written, tmp_path, folder, body_dir):
+    root = arrange(written, tmp_path, "MSCOCO", "MPII/data")
+    fits = root / "MSCOCO" / "MSCOCO_train_SMPL_NeuralAnnot.json"
+    fits.rename(root / folder / fits.name)
+    ds = MSCOCO(dataset_root(root, "MSCOCO"), None)
+    assert [r.fit is not None for r in ds.records] == [True, False]
+    check = check_data_root(root, ["MSCOCO"], body_dir, spot_checks=1).datasets[0]
+    assert check.status == "OK" and root / folder / fits.name in [f.path for f in check.files]
+
+
+# ------------------------------------------------------------------------------------------ data check
+def test_check_lists_every_expected_path_of_a_missing_dataset(tmp_path):
+    report = check_data_root(tmp_path, ["Human36M", "MPII"], None)
+    h36m, mpii = report.datasets
+    text = report.format()
+    assert "more" not in text
+    assert len(h36m.files) == 21  # 5 subjects x 4 files + images/
+    for f in h36m.files + mpii.files:
+        assert f.status == "missing" and f"missing: {f.path}" in text
+    assert {f.path for f in mpii.files} == {tmp_path / "MPII/data" / e.rel for e in LAYOUT["MPII"]}
+    assert all(str(c) in mpii.errors[0] for c in dataset_candidates(tmp_path, "MPII"))
+    # a config that evaluates on 3DPW-Crowd also needs its two files
+    pw3d, mpii = check_data_root(tmp_path, ["PW3D", "MPII"], None, crowd=True).datasets
+    assert {f.path.name for f in pw3d.files} == {"3DPW_latest_test.json", "imageFiles", "3DPW_latest_validation.json",
+                                                 "3DPW_validation_crowd_hhrnet_result.json"}
+    assert {f.path for f in mpii.files} == {tmp_path / "MPII/data" / e.rel for e in LAYOUT["MPII"]}
+
+
+def test_check_requires_image_folders(written, tmp_path):
+    root = arrange(written, tmp_path, "coco", "mpii/data")
+    assert "images" in [e.rel for e in LAYOUT["MPII"]]
+    assert {"data/augmented_set", "data/unaugmented_set"} <= {e.rel for e in LAYOUT["MuCo"]}
+    shutil.rmtree(root / "mpii" / "data" / "images")
+    report = check_data_root(root, ["MPII"], None)
+    assert report.datasets[0].status == "FAIL" and f"missing: {root}/mpii/data/images  (MPII images)" in report.format()
+
+
+@pytest.fixture(scope="module")
+def pw3d_root(tmp_path_factory, body_dir) -> Path:
+    return Path(write_synthetic_datasets(tmp_path_factory.mktemp("pw3d"), body_dir, size="tiny", datasets=["PW3D"]))
+
+
+def copy_pw3d(pw3d_root: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    shutil.copytree(pw3d_root / "PW3D", root / "PW3D")
+    return root
+
+
+def test_check_loads_3dpw_crowd(pw3d_root, tmp_path):
+    root = copy_pw3d(pw3d_root, tmp_path)
+    report = check_data_root(root, ["PW3D"], None, spot_checks=1)
+    assert [d.name for d in report.datasets] == ["PW3D", "PW3D-Crowd"] and report.exit_code == 0, report.format()
+    crowd = report.datasets[1]
+    assert crowd.samples and crowd.spot_ok == crowd.spot_total == 1
+
+    validation = root / "PW3D" / "data" / "3DPW_latest_validation.json"
+    validation.write_text(validation.read_text()[: len(validation.read_text()) // 2])  # truncated
+    report = check_data_root(root, ["PW3D"], None, spot_checks=1)
+    assert report.exit_code == 1
+    assert [d.status for d in report.datasets] == ["OK", "FAIL"]
+    assert f"malformed: {validation}" in report.format()
+
+
+def test_check_3dpw_crowd_with_one_file(pw3d_root, tmp_path):
+    root = copy_pw3d(pw3d_root, tmp_path)
+    hhrnet = root / "PW3D" / "data" / "3DPW_validation_crowd_hhrnet_result.json"
+    hhrnet.unlink()
+    report = check_data_root(root, ["PW3D"], None, spot_checks=1)
+    assert report.exit_code == 0 and report.datasets[1].status == "WARN"
+    assert str(hhrnet) in report.datasets[1].warnings[0]
+    required = check_data_root(root, ["PW3D"], None, spot_checks=1, crowd=True)  # the config evaluates on it
+    assert required.exit_code == 1 and f"missing: {hhrnet}" in required.format()
+    (root / "PW3D" / "data" / "3DPW_latest_validation.json").unlink()
+    assert [d.name for d in check_data_root(root, ["PW3D"], None, spot_checks=1).datasets] == ["PW3D"]
+
+
+def test_check_with_a_training_config(written, tmp_path, body_dir, capsys):
+    root = arrange(written, tmp_path, "MSCOCO", "MPII/data")
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(json.dumps({
+        "data": {"root": str(root), "body_model_dir": str(body_dir), "trainset_3d": [], "trainset_2d": ["MSCOCO", "MPII"],
+                 "testset": "PW3D"},
+    }))  # fmt: skip
+    from hap3d.config import load_config
+
+    assert config_datasets(load_config(cfg)) == ["MSCOCO", "MPII", "PW3D"]
+    assert cli_main(["data", "check", "--cfg", str(cfg)]) == 1  # PW3D, the config's test set, is missing
+    out = capsys.readouterr().out
+    assert re.search(r"MSCOCO +OK", out) and re.search(r"MPII +OK", out) and re.search(r"PW3D +FAIL", out)
+    assert "Human36M" not in out
+    assert cli_main(["data", "check", "--cfg", str(cfg), "--datasets", "MPII"]) == 0
+    assert cli_main(["data", "check"]) == 2  # neither --root nor --cfg
+    assert "--root DIR or --cfg CONFIG" in capsys.readouterr().err
+
+
+def test_cli_synth_sizes():
+    """Every size the writer knows is accepted by the CLI; 'large' is a few thousand training samples."""
+    parser = build_parser()
+    for size in SIZES:
+        assert parser.parse_args(["data", "synth", "--out", "x", "--size", size]).size == size
+    with pytest.raises(SystemExit):
+        parser.parse_args(["data", "synth", "--out", "x", "--size", "huge"])
+    large, medium = SIZES["large"], SIZES["medium"]
+    # training images of the HAP sets (each MuCo image is one sample; COCO/MPII images hold 1-3 people)
+    images = 5 * large["h36m_frames"] * large["h36m_cameras"] + large["muco"] + large["coco"] + large["mpii"]
+    assert images >= 2500 and all(large[k] >= medium[k] for k in medium)
