@@ -7,6 +7,7 @@ import torch
 
 from hap3d.config import ConfigError, ModelConfig, apply_overrides, from_dict
 from hap3d.model import build_model
+from hap3d.model.heads import GraphConvBlock
 from hap3d.model.losses import loss_terms, reduce_losses
 
 from conftest import TINY_VIT
@@ -160,3 +161,25 @@ def test_amp_auto_resolution(monkeypatch):
     assert utils.resolve_amp("auto", "cpu") == "bf16"
     monkeypatch.setattr(utils, "native_bf16", lambda device_type="cpu": False)
     assert utils.resolve_amp("auto", "cpu") == "none" and utils.resolve_amp("fp16", "cpu") == "fp16"
+
+
+def test_graph_block_eval_folding_equals_the_per_joint_modules():
+    """Eval folds each joint's Linear + BatchNorm into one batched product; it must be the same function."""
+    torch.manual_seed(0)
+    adj = torch.softmax(torch.randn(15, 15), dim=1)
+    block = GraphConvBlock(adj, 20, 8)
+    for seq in block.fcbn_list:  # non-trivial running statistics and affine parameters
+        bn = seq[1]
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.normal_()
+        bn.bias.data.normal_()
+    block.eval()
+    x = torch.randn(5, 15, 20)
+    per_joint = torch.stack([m(x[:, v]) for v, m in enumerate(block.fcbn_list)], dim=1)
+    expected = torch.relu(adj @ per_joint)
+    torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-5)
+    block.train()  # training keeps the per-joint modules (batch statistics)
+    torch.testing.assert_close(
+        block(x), torch.relu(adj @ torch.stack([m(x[:, v]) for v, m in enumerate(block.fcbn_list)], dim=1))
+    )
