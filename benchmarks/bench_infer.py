@@ -1,6 +1,7 @@
-"""End-to-end inference throughput of `hap3d demo`'s path: images/s with the share of each stage (decode,
-crop, model, render, write in the demo's default mesh formats), on CPU in fp32 and bf16. The model should
-dominate, not rendering or I/O.
+"""Inference throughput of `hap3d demo`, on CPU in fp32 and bf16: images/s with the share of each stage (decode,
+crop, model, render, write in the demo's default mesh formats) one image per forward, which shows that the model
+dominates, not rendering or I/O; then `run_demo` itself end to end on the same images, where the people of
+consecutive images share forwards of up to batch_size crops (its default), so that batching is measured too.
 
     python benchmarks/bench_infer.py [--images 4] [--depth 12] [--backend auto]
 """
@@ -20,7 +21,7 @@ import torch
 from hap3d.body.synth import write_body_model_dir
 from hap3d.config import ModelConfig
 from hap3d.data.io import load_image_rgb
-from hap3d.infer.demo import MESH_FORMATS, render_views, write_item
+from hap3d.infer.demo import MESH_FORMATS, render_views, run_demo, write_item
 from hap3d.infer.render import gl_available
 from hap3d.infer.predictor import Predictor
 from hap3d.model import build_model
@@ -42,11 +43,13 @@ def main() -> None:
         tmp = Path(tmp)
         body = write_body_model_dir(tmp / "body")
         rng = np.random.default_rng(0)
+        (tmp / "images").mkdir()
         paths = []
         for i in range(args.images):
-            p = tmp / f"img_{i}.jpg"
+            p = tmp / "images" / f"img_{i}.jpg"
             cv2.imwrite(str(p), rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8))
             paths.append(p)
+        two_people = [KEYPOINTS, KEYPOINTS + np.array([500, 0, 0], np.float32)]
         model = build_model(ModelConfig(depth=args.depth), body)
         backend = ("egl" if gl_available() else "raster") if args.backend == "auto" else args.backend
         print(f"{args.images} images 1280x720, 2 people each, ViT depth {args.depth}, {args.threads} threads, "
@@ -60,7 +63,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 img = load_image_rgb(p)
                 t1 = time.perf_counter()
-                prepared, _ = predictor.prepare(img, [KEYPOINTS, KEYPOINTS + np.array([500, 0, 0], np.float32)])
+                prepared, _ = predictor.prepare(img, two_people)
                 t2 = time.perf_counter()
                 people = predictor.run_prepared(prepared)
                 t3 = time.perf_counter()
@@ -72,7 +75,16 @@ def main() -> None:
                     stages[k] += v
             total = time.perf_counter() - start
             split = ", ".join(f"{k} {v / total:.0%}" for k, v in stages.items())
-            print(f"{'fp32' if amp == 'none' else amp}: {args.images / total:.3f} images/s  [{split}]")
+            label = "fp32" if amp == "none" else amp
+            print(f"{label}: {args.images / total:.3f} images/s one image per forward  [{split}]")
+            start = time.perf_counter()
+            code, reports = run_demo(predictor, tmp / "images", {p.name: two_people for p in paths},
+                                     tmp / f"demo_{amp}", backend=backend, progress=False)
+            total = time.perf_counter() - start
+            if code != 0:
+                raise SystemExit("run_demo failed: " + "; ".join(f"{r.name}: {r.error}" for r in reports if r.error))
+            print(f"{label}: {args.images / total:.3f} images/s run_demo end to end (batch_size "
+                  f"{predictor.batch_size}: up to {predictor.batch_size // len(two_people)} images per forward)")
 
 
 if __name__ == "__main__":

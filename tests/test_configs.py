@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hap3d.config import ConfigError, load_config
@@ -43,13 +44,30 @@ def test_other_reference_keys_are_ignored_with_a_note(tmp_path, caplog):
     ref = tmp_path / "ref.yml"
     ref.write_text("continue_train: true\nnum_gpus: 4\ngpu_ids: '0-3'\nvis: false\nend_epoch: 3\n")
     with caplog.at_level(logging.WARNING, logger="hap3d.config"):
-        cfg = load_config(ref, ["num_gpus=8", "bbox_3d_size=2"])
+        cfg = load_config(ref, ["num_gpus=8", "input_img_shape=[256,256]"])
     assert cfg.train.end_epoch == 3
     notes = caplog.text
     assert f"{ref}: reference key 'continue_train' ignored: pass --resume" in notes
     assert "command line 'num_gpus=8': reference key 'num_gpus' ignored" in notes
-    for key in ("gpu_ids", "vis", "bbox_3d_size"):
+    for key in ("gpu_ids", "vis", "input_img_shape"):
         assert f"reference key '{key}' ignored" in notes
+
+
+def test_camera_and_bbox_3d_sizes_are_honoured_as_the_reference_does(tmp_path, body_dir):
+    """The reference's set_args sets both sizes before its YAML is applied (spec section 2): a YAML value wins."""
+    ref = tmp_path / "ref.yml"
+    ref.write_text("camera_3d_size: 3.0\nbbox_3d_size: 4.0\n")
+    model = load_config(ref).model
+    assert (model.camera_3d_size, model.bbox_3d_size) == (3.0, 4.0)
+    assert model.camera_depth_scale == pytest.approx(5000 * 3.0 / 256)
+    assert load_config(None, ["bbox_3d_size=1.0"]).model.bbox_3d_size == 1.0
+    with pytest.raises(ConfigError, match=r"model.bbox_3d_size must be > 0"):
+        load_config(None, ["model.bbox_3d_size=0"])
+    # the depth range of the 64-space targets: z_rel = +-size/2 maps to the grid's ends
+    from hap3d.data.transforms import depth_to_heatmap
+
+    assert depth_to_heatmap(np.float32([-2.0, 0.0, 2.0]), bbox_3d_size=4.0).tolist() == [0.0, 32.0, 64.0]
+    assert depth_to_heatmap(np.float32([-1000.0, 1000.0]), unit=1000.0).tolist() == [0.0, 64.0]
 
 
 def test_errors_blame_the_command_line_or_the_file(tmp_path):
@@ -67,15 +85,50 @@ def test_errors_blame_the_command_line_or_the_file(tmp_path):
         load_config(bad, ["train.lr=0.1"])
 
 
-def test_conflicting_reference_compat_is_an_error(tmp_path):
+def test_conflicting_reference_compat_is_an_error_only_within_one_source(tmp_path):
     assert load_config(None, ["reference_compat=false"]).model.reference_compat is False
     assert load_config(None, ["reference_compat=false", "model.reference_compat=false"]).model.reference_compat is False
     both = tmp_path / "both.yml"
     both.write_text("reference_compat: false\nmodel:\n  reference_compat: true\n")
-    with pytest.raises(ConfigError, match=r"reference_compat: False .* contradicts model.reference_compat: True"):
+    with pytest.raises(ConfigError, match=rf"^{both}: reference_compat: False contradicts model.reference_compat: True "
+                                          "in the same file"):
         load_config(both)
-    with pytest.raises(ConfigError, match=r"contradicts model.reference_compat: True \(command line override"):
+    with pytest.raises(ConfigError, match=r"^command line: override 'reference_compat=false' contradicts "
+                                          r"'model.reference_compat=true' \(both set model.reference_compat\)"):
         load_config(None, ["reference_compat=false", "model.reference_compat=true"])
+    # Across sources the command line wins, whichever spelling either uses: every shipped config sets
+    # reference_compat: true at the top, and model.reference_compat=false must turn it off.
+    for path in CONFIGS:
+        for text in ("model.reference_compat=false", "reference_compat=false"):
+            assert load_config(path, [text]).model.reference_compat is False, (path.name, text)
+    nested = tmp_path / "nested.yml"
+    nested.write_text("model:\n  reference_compat: false\n")
+    assert load_config(nested, ["reference_compat=true"]).model.reference_compat is True
+    # an earlier run's config.yaml (reference_compat: null at the top) still loads
+    old = tmp_path / "old_run_config.yml"
+    old.write_text("reference_compat: null\nmodel:\n  reference_compat: false\n")
+    assert load_config(old).model.reference_compat is False
+
+
+def test_flat_and_sectioned_spellings_conflict_only_within_one_source(tmp_path):
+    same = tmp_path / "same.yml"
+    same.write_text("lr: 0.001\ntrain:\n  lr: 0.001\n")
+    assert load_config(same).train.lr == 1e-3
+    clash = tmp_path / "clash.yml"
+    clash.write_text("lr: 0.001\ntrain:\n  lr: 0.0003\n")
+    with pytest.raises(ConfigError, match=rf"^{clash}: lr: 0.001 contradicts train.lr: 0.0003 in the same file"):
+        load_config(clash)
+    with pytest.raises(ConfigError, match=r"^command line: override 'lr=1e-3' contradicts 'train.lr=3e-4'"):
+        load_config(None, ["lr=1e-3", "train.lr=3e-4"])
+    assert load_config(None, ["lr=1e-3", "train.lr=0.001"]).train.lr == 1e-3  # '1e-3' is a string to PyYAML
+    assert load_config(None, ["train.lr=1e-3", "train.lr=3e-4"]).train.lr == 3e-4  # one spelling twice: the last
+    # across sources the command line wins, in either spelling
+    flat, sectioned = tmp_path / "flat.yml", tmp_path / "sectioned.yml"
+    flat.write_text("lr: 0.001\n")
+    sectioned.write_text("train:\n  lr: 0.001\n")
+    for path in (flat, sectioned):
+        for text in ("lr=3e-4", "train.lr=3e-4"):
+            assert load_config(path, [text]).train.lr == 3e-4, (path.name, text)
 
 
 def test_fixed_loss_scale_needs_fp16():

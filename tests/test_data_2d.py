@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -205,8 +206,31 @@ def test_neuralannot_extra_field_must_be_a_number(data_root, fit_model, tmp_path
     fits = json.loads(path.read_text())
     fits["21"]["fit_err"] = "large"
     path.write_text(json.dumps(fits))
-    with pytest.raises(DataError, match=r"CrowdPose_train_SMPL_NeuralAnnot.json: entry 21 field 'fit_err'"):
+    with pytest.raises(DataError, match=r"CrowdPose_train_SMPL_NeuralAnnot.json: entry 21 field 'fit_err' is 'large' "
+                                        r"\(a string\), expected a number"):
         CrowdPose(folder, fit_model)
+
+
+@pytest.mark.parametrize("fit_err", [None, float("nan"), "missing"])
+def test_neuralannot_fit_err_without_a_value_means_no_fit(data_root, fit_model, tmp_path, caplog, fit_err):
+    """Like a non-finite pose: the person is kept without a fit and counted; the load goes on. An entry whose pose
+    is already null may have a null fit_err too."""
+    folder = tmp_path / "CrowdPose"
+    shutil.copytree(data_root / "CrowdPose", folder)
+    path = folder / "annotations" / "CrowdPose_train_SMPL_NeuralAnnot.json"
+    fits = json.loads(path.read_text())
+    if fit_err == "missing":
+        del fits["20"]["fit_err"]
+    else:
+        fits["20"]["fit_err"] = fit_err
+    fits["21"]["smpl_param"]["pose"][0] = None
+    fits["21"]["fit_err"] = None
+    path.write_text(json.dumps(fits))  # NaN is written as the bare NaN that Python's json (and the releases) read
+    with caplog.at_level(logging.WARNING):
+        ds = CrowdPose(folder, fit_model, reference_compat=False)
+    assert [r.fit is not None for r in ds.records] == [False, False, False]
+    assert ds.filter_counts["fit_non_finite"] == 2 and ds.filter_counts["fit_rejected"] == 0
+    assert f"{path}: entry 20 has no finite 'fit_err'" in caplog.text
 
 
 # ----------------------------------------------------------------------------------------------- MPII

@@ -109,9 +109,9 @@ def test_check_lists_every_expected_path_of_a_missing_dataset(tmp_path):
         assert f.status == "missing" and f"missing: {f.path}" in text
     assert {f.path for f in mpii.files} == {tmp_path / "MPII/data" / e.rel for e in LAYOUT["MPII"]}
     assert all(str(c) in mpii.errors[0] for c in dataset_candidates(tmp_path, "MPII"))
-    # a config that evaluates on 3DPW-Crowd also needs its two files
+    # a config that evaluates on 3DPW-Crowd needs its two files and the images, not the test split
     pw3d, mpii = check_data_root(tmp_path, ["PW3D", "MPII"], None, crowd=True).datasets
-    assert {f.path.name for f in pw3d.files} == {"3DPW_latest_test.json", "imageFiles", "3DPW_latest_validation.json",
+    assert {f.path.name for f in pw3d.files} == {"imageFiles", "3DPW_latest_validation.json",
                                                  "3DPW_validation_crowd_hhrnet_result.json"}
     assert {f.path for f in mpii.files} == {tmp_path / "MPII/data" / e.rel for e in LAYOUT["MPII"]}
 
@@ -162,6 +162,45 @@ def test_check_3dpw_crowd_with_one_file(pw3d_root, tmp_path):
     assert required.exit_code == 1 and f"missing: {hhrnet}" in required.format()
     (root / "PW3D" / "data" / "3DPW_latest_validation.json").unlink()
     assert [d.name for d in check_data_root(root, ["PW3D"], None, spot_checks=1).datasets] == ["PW3D"]
+
+
+def test_check_3dpw_crowd_config_does_not_need_the_test_split(pw3d_root, tmp_path, body_dir, capsys):
+    root = copy_pw3d(pw3d_root, tmp_path)
+    test = root / "PW3D" / "data" / "3DPW_latest_test.json"
+    # present: still checked and reported, but not requested
+    report = check_data_root(root, ["PW3D"], None, spot_checks=1, crowd=True)
+    assert [(d.name, d.requested) for d in report.datasets] == [("PW3D", False), ("PW3D-Crowd", True)]
+    test.write_text(test.read_text()[:100])  # malformed: reported, yet the check passes
+    report = check_data_root(root, ["PW3D"], None, spot_checks=1, crowd=True)
+    assert [d.status for d in report.datasets] == ["SKIP", "OK"] and report.exit_code == 0, report.format()
+    # missing: not reported at all; through --cfg as a user runs it
+    test.unlink()
+    cfg = tmp_path / "crowd.yaml"
+    data = {"root": str(root), "body_model_dir": str(body_dir), "trainset_3d": [], "trainset_2d": []}
+    cfg.write_text(json.dumps({"data": data | {"crowd": True}}))
+    assert cli_main(["data", "check", "--cfg", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^PW3D-Crowd +OK", out, re.M) and not re.search(r"^PW3D ", out, re.M) and str(test) not in out
+    # without crowd the test split is what the config evaluates on
+    cfg.write_text(json.dumps({"data": data}))
+    assert cli_main(["data", "check", "--cfg", str(cfg)]) == 1
+    assert f"missing: {test}" in capsys.readouterr().out
+
+
+def test_check_reference_compat_from_the_command_line_beats_the_config(tmp_path, monkeypatch):
+    import hap3d.data.check as check
+
+    seen = []
+    monkeypatch.setattr(check, "check_data_root", lambda *a, **kw: seen.append(kw["reference_compat"]) or check.Report(tmp_path, []))
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("reference_compat: true\n")
+    for flags, expected in (([], True), (["--no-reference-compat"], False), (["--reference-compat"], True)):
+        assert cli_main(["data", "check", "--cfg", str(cfg), *flags]) == 0
+        assert seen.pop() is expected, flags
+    cfg.write_text("reference_compat: false\n")
+    assert cli_main(["data", "check", "--cfg", str(cfg)]) == 0 and seen.pop() is False
+    assert cli_main(["data", "check", "--cfg", str(cfg), "--reference-compat"]) == 0 and seen.pop() is True
+    assert cli_main(["data", "check", "--root", str(tmp_path)]) == 0 and seen.pop() is True  # the reference's readers
 
 
 def test_check_with_a_training_config(written, tmp_path, body_dir, capsys):

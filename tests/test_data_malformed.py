@@ -19,7 +19,7 @@ from hap3d.data import build_fit_model
 from hap3d.data.check import TEST_SHAPES, TRAIN_SHAPES, _check_sample
 from hap3d.data.fit import compute_fit_targets
 from hap3d.data.human36m import Human36M
-from hap3d.data.io import DataError, as_array, require_int, require_number
+from hap3d.data.io import DataError, as_array, optional_number, require_int
 from hap3d.data.mpii import MPII
 from hap3d.data.muco import MuCo
 from hap3d.data.pw3d import PW3D
@@ -59,9 +59,11 @@ def test_typed_helpers():
     for key, shown in (("c", "'5' (a string)"), ("d", "True (a boolean)"), ("e", "None (null)")):
         with pytest.raises(DataError, match=re.escape(f"f.json: x field '{key}' is {shown}, expected an integer")):
             require_int(rec, key, "f.json", "x")
-    assert require_number(rec, "a", "f.json", "x") == 5.0
-    with pytest.raises(DataError, match=r"x field 'f' is nan \(float\), expected a finite number"):
-        require_number(rec, "f", "f.json", "x")
+    assert optional_number(rec, "a", "f.json", "x") == 5.0
+    assert [optional_number(rec, k, "f.json", "x") for k in ("e", "f", "missing")] == [None, None, None]
+    for key, shown in (("c", "'5' (a string)"), ("d", "True (a boolean)")):
+        with pytest.raises(DataError, match=re.escape(f"f.json: x field '{key}' is {shown}, expected a number")):
+            optional_number(rec, key, "f.json", "x")
     with pytest.raises(DataError, match=r"f\.json: x is null, expected an object with field 'a'"):
         require_int(None, "a", "f.json", "x")
     with pytest.raises(DataError, match=r"f\.json: x has a null, NaN or infinite value at index \(1, 0\)"):
@@ -135,8 +137,16 @@ def test_fit_behind_the_camera_is_no_fit(written, tmp_path, fit_model, caplog):
     with caplog.at_level(logging.WARNING):
         s = ds[2]
     assert _check_sample(s, TRAIN_SHAPES) == [] and float(s["meta"]["is_valid_fit"]) == 0.0
-    assert ds.fits_behind_camera == 1 and "at or behind the camera plane" in caplog.text and "b.jpg" in caplog.text
+    assert ds.fits_behind_camera == 1 and "MPII sample 2: the SMPL fit" in caplog.text and "b.jpg" in caplog.text
+    assert "at or behind the camera plane" in caplog.text
     assert float(ds[0]["meta"]["is_valid_fit"]) == 1.0 and ds.fits_behind_camera == 1
+    # every later visit (another epoch, a repeat in the mix) is counted, but the warning is not repeated
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        ds.set_epoch(1)
+        ds.sample(2, visit=1)
+        ds[2]
+    assert ds.fits_behind_camera == 3 and "camera plane" not in caplog.text
 
     pose = np.zeros(72, np.float32)
     pose[0] = np.pi

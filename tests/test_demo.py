@@ -12,7 +12,9 @@ import trimesh
 
 from hap3d.cli import main as cli_main
 from hap3d.config import ModelConfig
-from hap3d.infer.demo import KeypointMatcher, frame_count, run_demo
+from hap3d.data.io import DataError
+from hap3d.infer import demo
+from hap3d.infer.demo import KeypointMatcher, folder_names, frame_count, run_demo
 from hap3d.infer.keypoints import BODY25, read_keypoints
 from hap3d.infer.predictor import Predictor
 from hap3d.infer.render import Camera, rasterize
@@ -118,14 +120,79 @@ def test_predictor_is_exported_from_the_package():
 def test_keypoint_matcher_finds_names_stems_coco_ids_and_padded_frames():
     images = KeypointMatcher(["a.jpg", "b", "397133", "sub/c.png"])
     assert images.find("a.jpg") == "a.jpg" and images.find("b.png") == "b" and images.find("c.png") == "sub/c.png"
-    assert images.find("000000397133.jpg") == "397133" and images.find("a.png") == "a.jpg"
+    assert images.find("000000397133.jpg") == "397133"
     assert images.find("x.jpg") is None and images.used == {"a.jpg", "b", "397133", "sub/c.png"}
     assert KeypointMatcher(["a.png", "a"]).find("a.jpg") == "a", "an exact stem beats another file's stem"
+    assert KeypointMatcher(["sub/c.png", "c.png"]).find("c.png") == "c.png", "the full key beats its last part"
     frames = KeypointMatcher(["clip_000000000012", "clip_3.jpg", "clip_000001", "other_000002"], video_stem="clip")
     assert frames.find("clip_000012") == "clip_000000000012" and frames.find("clip_000003") == "clip_3.jpg"
     assert frames.find("clip_000001") == "clip_000001" and frames.find("clip_000002") is None
     dotted = KeypointMatcher(["my.clip_000000000004"], video_stem="my.clip")
     assert dotted.find("my.clip_000004") == "my.clip_000000000004"
+
+
+def test_keypoint_matcher_never_hands_one_file_s_people_to_another():
+    assert KeypointMatcher(["a.png"]).find("a.jpg") is None, "a key with a suffix names that file only"
+    assert KeypointMatcher(["1.jpg"]).find("01.png") is None, "ids are suffix-less digit keys"
+    assert KeypointMatcher(["001"]).find("1.png") == "001" and KeypointMatcher(["a1"]).find("1.png") is None
+    shared = KeypointMatcher(["1", "2.png"], items=["1.jpg", "01.jpg", "2.png"])
+    for item in ("1.jpg", "01.jpg"):
+        with pytest.raises(DataError, match=r"keypoint entry '1' matches several inputs \(1.jpg, 01.jpg\)"):
+            shared.find(item)
+    assert shared.find("2.png") == "2.png" and shared.used == {"1", "2.png"}, "reported above, not as unused"
+    with pytest.raises(DataError, match="several keypoint entries match this item: '01', '1'"):
+        KeypointMatcher(["01", "1"]).find("001.jpg")
+    with pytest.raises(DataError, match="several keypoint entries match this item: 'clip_3.jpg', 'clip_0003'"):
+        KeypointMatcher(["clip_3.jpg", "clip_0003"], video_stem="clip").find("clip_000003")
+
+
+def test_keypoint_matcher_reads_only_ascii_digits_as_numbers():
+    """'²'.isdigit() is True but int('²') raises: such names are names, not ids or frame indices."""
+    assert KeypointMatcher(["x"]).find("²³.png") is None and KeypointMatcher(["²"]).find("².png") == "²"
+    assert KeypointMatcher(["clip_²"], video_stem="clip").find("clip_000002") is None
+    assert KeypointMatcher(["clip_000002"], video_stem="clip").find("clip_²") is None
+
+
+def test_folder_names_are_distinct_ignoring_case():
+    names = ["Photo.JPG", "photo.jpg", "A.png", "a.jpg", "summary.json.png", "photo.jpg_2.png", "b.png"]
+    assert folder_names([Path(n) for n in names]) == [
+        "Photo.JPG", "photo.jpg_3", "A.png", "a.jpg", "summary.json.png", "photo.jpg_2", "b"]
+
+
+def test_inputs_that_would_share_a_folder_get_their_own(tiny, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    photo = skimage_data.astronaut()
+    keypoints = {}
+    for i, name in enumerate(("a.jpg", "a.png", "a.jpg.png")):
+        _save(images / name, photo)
+        keypoints[name] = [PERSON + np.array([8 * i, 0, 0], np.float32)]
+    code, reports = run_demo(Predictor(tiny[0], "cpu", amp="none"), images, keypoints, tmp_path / "out",
+                             formats=(), backend="raster", progress=False)
+    assert code == 0
+    assert {r.name: r.output_dir for r in reports} == {"a.jpg": "a.jpg", "a.png": "a.png", "a.jpg.png": "a.jpg.png"}
+    for name, people in keypoints.items():
+        npz = np.load(tmp_path / "out" / name / "person_0.npz")
+        np.testing.assert_array_equal(npz["input_keypoints"], people[0], err_msg=name)
+
+
+def test_run_demo_reports_ambiguous_and_suffix_mismatched_keys(tiny, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.jpg", "1.jpg", "01.jpg"):
+        _save(images / name, skimage_data.astronaut())
+    code, reports = run_demo(Predictor(tiny[0], "cpu", amp="none"), images, {"a.png": [PERSON], "1": [PERSON]},
+                             tmp_path / "out", formats=(), backend="raster", progress=False)
+    errors = {r.name: r.error for r in reports}
+    assert code == 1 and all(r.status == "failed" and r.people == 0 for r in reports)
+    assert errors == {
+        "01.jpg": "keypoint entry '1' matches several inputs (01.jpg, 1.jpg), so it is used for none of them; "
+                  "key it by the full file name of the image it belongs to",
+        "1.jpg": errors["01.jpg"],
+        "a.jpg": "no keypoints for this image in the keypoint file",
+        "a.png": "keypoints given for an image that is not among the inputs",
+    }
+    assert not (tmp_path / "out" / "1").exists() and not (tmp_path / "out" / "01").exists()
 
 
 def test_coco_results_match_numeric_stems_or_the_annotations(tiny, body_dir, tmp_path, capsys):
@@ -146,6 +213,9 @@ def test_coco_results_match_numeric_stems_or_the_annotations(tiny, body_dir, tmp
     assert _cli(tiny, body_dir, images, tmp_path / "o2", "--keypoints", str(other_id), "--coco-annotations",
                 str(ann), "--formats", "") == 0
     assert _items(tmp_path / "o2")["000000397133.jpg"]["people"] == 1
+    assert _cli(tiny, body_dir, images, tmp_path / "o4", "--keypoints", str(KEYPOINTS), "--coco-annotations",
+                str(ann)) == 2, "annotations with keypoints keyed by image name would be silently unused"
+    assert "apply only to COCO keypoint results" in capsys.readouterr().err
 
     ann.write_text(json.dumps({"images": [{"id": 7, "name": "000000397133.jpg"}]}))
     assert _cli(tiny, body_dir, images, tmp_path / "o3", "--keypoints", str(other_id), "--coco-annotations",
@@ -279,17 +349,22 @@ def _body25(coco17: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_video_with_openpose_keypoints(tiny, body_dir, tmp_path):
+def _video(path: Path, frames: int) -> Path:
+    """An MJPG .avi of the photo, ``frames`` frames long (skips the test where OpenCV has no codec for it)."""
     photo = skimage_data.astronaut()
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, photo.shape[1::-1])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, photo.shape[1::-1])
     if not writer.isOpened():
         pytest.skip("OpenCV cannot write MJPG .avi here (no codec)")
-    for _ in range(3):
+    for _ in range(frames):
         writer.write(photo[:, :, ::-1])
     writer.release()
-    if frame_count(video) != 3:
+    if frame_count(path) != frames:
         pytest.skip("OpenCV cannot read back the MJPG .avi it wrote")
+    return path
+
+
+def test_video_with_openpose_keypoints(tiny, body_dir, tmp_path):
+    video = _video(tmp_path / "clip.avi", 3)
     openpose = tmp_path / "openpose"  # OpenPose on a video: 12-digit frame numbers; nobody found in frame 1
     openpose.mkdir()
     for i in (0, 2):
@@ -328,8 +403,146 @@ def test_bf16_run_is_finite_and_summary_records_the_settings(tiny, body_dir, tmp
     assert not (out / "astronaut" / "person_0.ply").exists()
 
 
+def test_a_frame_whose_people_are_all_filtered_out_is_skipped_not_failed(tiny, tmp_path):
+    video = _video(tmp_path / "clip.avi", 3)
+    unsure = PERSON * np.array([1, 1, 0.01], np.float32)  # total score far below 1
+    keypoints = {"clip_000000": [PERSON], "clip_000001": [unsure]}
+    predictor = Predictor(tiny[0], "cpu", amp="none")
+    code, reports = run_demo(predictor, video, keypoints, tmp_path / "out", formats=(), backend="raster",
+                             progress=False)
+    by_name = {r.name: r for r in reports}
+    assert code == 0 and by_name["clip_000000"].status == "ok" and by_name["clip_000002"].status == "skipped"
+    frame = by_name["clip_000001"]
+    assert frame.status == "skipped" and frame.error is None and frame.people == 0
+    assert frame.note == "nobody to reconstruct: person 0: total keypoint score below 1.0"
+    assert frame.skipped == [{"person": 0, "reason": "total keypoint score below 1.0"}]
+    assert not (tmp_path / "out" / "clip_000001").exists()
+
+    images = tmp_path / "images"
+    images.mkdir()
+    _save(images / "unsure.png", skimage_data.astronaut())
+    code, reports = run_demo(predictor, images, {"unsure.png": [unsure]}, tmp_path / "out_img", formats=(),
+                             backend="raster", progress=False)
+    assert code == 1 and reports[0].status == "failed", "an image that yields nobody still fails"
+
+
+def test_keys_beyond_the_last_frame_fail_the_run(tiny, tmp_path):
+    """Frames count from 0: keys of frames extracted by ffmpeg (from 1) run one past the end."""
+    video = _video(tmp_path / "clip.avi", 2)
+    keypoints = {"clip_0001.jpg": [PERSON], "clip_0002.jpg": [PERSON]}
+    code, reports = run_demo(Predictor(tiny[0], "cpu", amp="none"), video, keypoints, tmp_path / "out", formats=(),
+                             backend="raster", progress=False)
+    by_name = {r.name: r for r in reports}
+    assert code == 1 and by_name["clip_000000"].status == "skipped" and by_name["clip_000001"].people == 1
+    assert by_name["clip_0002.jpg"].error == ("keypoints given for no frame of clip.avi (frames are "
+                                              "'clip_<index>', counting from 0)")
+
+
+def _keypoint_json(path: Path, keypoints: dict[str, list[np.ndarray]]) -> Path:
+    path.write_text(json.dumps({k: [p.tolist() for p in v] for k, v in keypoints.items()}))
+    return path
+
+
+def test_ctrl_c_still_writes_the_summary_of_what_was_done(tiny, body_dir, tmp_path, monkeypatch):
+    images, keypoints = _folder_of_people(tmp_path, 3)
+    load = demo.load_image_rgb
+
+    def interrupted_on_the_third(path):
+        if path.name == "img_2.png":
+            raise KeyboardInterrupt
+        return load(path)
+
+    monkeypatch.setattr(demo, "load_image_rgb", interrupted_on_the_third)
+    out = tmp_path / "out"
+    assert _cli(tiny, body_dir, images, out, "--keypoints", str(_keypoint_json(tmp_path / "kp.json", keypoints)),
+                "--batch-size", "1", "--formats", "") == 130
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["error"] == "KeyboardInterrupt"
+    items = {i["name"]: i for i in summary["items"]}
+    assert list(items) == ["img_0.png", "img_1.png", "img_2.png"] and summary["num_people"] == 2
+    assert items["img_0.png"]["status"] == items["img_1.png"]["status"] == "ok"
+    assert items["img_2.png"]["error"] == "not finished: the run stopped before this item was written"
+
+
+def test_a_video_that_stops_reading_still_writes_the_summary(tiny, body_dir, tmp_path, monkeypatch):
+    photo = skimage_data.astronaut()
+
+    def breaks_after_two_frames(path):
+        yield "clip_000000", photo
+        yield "clip_000001", photo
+        raise DataError(f"cannot read {path} on")
+
+    monkeypatch.setattr(demo, "video_frames", breaks_after_two_frames)
+    out = tmp_path / "out"
+    kp = _keypoint_json(tmp_path / "kp.json", {"clip_000000": [PERSON], "clip_000001": [PERSON]})
+    assert _cli(tiny, body_dir, tmp_path / "clip.mp4", out, "--keypoints", str(kp)) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["error"] == f"DataError: cannot read {tmp_path / 'clip.mp4'} on"
+    assert [i["error"] for i in summary["items"]] == ["not finished: the run stopped before this item was written"] * 2
+    assert summary["num_people"] == 0, "both frames were still waiting for their batched forward"
+
+
+def test_a_finished_run_says_it_was_not_interrupted(demo_run):
+    summary = json.loads((demo_run[1] / "summary.json").read_text())
+    assert summary["interrupted"] is False and summary["error"] is None
+
+
+def test_people_of_an_item_that_failed_to_write_are_not_counted(tiny, tmp_path, monkeypatch):
+    images, keypoints = _folder_of_people(tmp_path, 3)
+    write = demo.write_item
+
+    def disk_full_for_img_1(out, *args):
+        if out.name == "img_1":
+            raise OSError("disk full")
+        return write(out, *args)
+
+    monkeypatch.setattr(demo, "write_item", disk_full_for_img_1)
+    code, reports = run_demo(Predictor(tiny[0], "cpu", amp="none"), images, keypoints, tmp_path / "out", formats=(),
+                             backend="raster", progress=False)
+    assert code == 1 and [r.people for r in reports] == [1, 0, 1]
+    assert reports[1].error == "OSError: disk full"
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["num_people"] == 2
+
+
+def test_a_predictor_returning_the_wrong_number_of_results_fails_its_items(tiny, tmp_path, monkeypatch):
+    images, keypoints = _folder_of_people(tmp_path, 2)
+    predictor = Predictor(tiny[0], "cpu", amp="none")
+    run_prepared = predictor.run_prepared
+    monkeypatch.setattr(predictor, "run_prepared", lambda prepared: run_prepared(prepared)[:-1])
+    code, reports = run_demo(predictor, images, keypoints, tmp_path / "out", formats=(), backend="raster",
+                             progress=False)
+    assert code == 1 and [r.people for r in reports] == [0, 0]
+    for r in reports:
+        assert r.error == ("RuntimeError: internal error: the predictor returned 0 results (person indices []) for "
+                           "1 crops (person indices [0]); results cannot be matched to their images")
+
+
+def test_run_demo_reports_bad_keypoint_entries_without_being_told(tiny, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    _save(images / "a.png", skimage_data.astronaut())
+    (tmp_path / "kp.json").write_text(json.dumps({"a.png": [[[1, 2, 3]]]}))
+    keypoints = read_keypoints(tmp_path / "kp.json")
+    code, reports = run_demo(Predictor(tiny[0], "cpu", amp="none"), images, keypoints, tmp_path / "out",
+                             formats=(), backend="raster", progress=False)
+    assert code == 1 and reports[0].error.startswith("no keypoints: ") and "expected 17 keypoints" in reports[0].error
+
+
+def test_batch_size_must_be_positive(tiny):
+    with pytest.raises(ValueError, match="batch_size must be a positive number of crops per forward, got 0"):
+        Predictor(tiny[0], "cpu", batch_size=0)
+
+
+def test_predictor_faces_are_computed_once(tiny):
+    predictor = Predictor(tiny[0], "cpu")
+    assert isinstance(predictor.faces, np.ndarray) and predictor.faces is predictor.faces
+    assert predictor.faces.shape == (13776, 3)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--ckpt", "x.safetensors", "--formats", "obj,fbx"], "unknown mesh format(s): fbx; valid: obj, ply, glb"),
+    (["--ckpt", "x.safetensors", "--batch-size", "0"], "argument --batch-size: expected a positive integer, got 0"),
+    (["--ckpt", "x.safetensors", "--batch-size", "-3"], "argument --batch-size: expected a positive integer, got -3"),
     (["--ckpt", "x.safetensors", "--random-weights"], "argument --random-weights: not allowed with argument --ckpt"),
     ([], "one of the arguments --ckpt --random-weights is required"),
 ])

@@ -47,6 +47,7 @@ def test_a_bad_entry_costs_only_its_image(tmp_path):
     ("42", "unrecognised keypoint format"),
     ('[{"keypoints": [0, 0, 0]}]', "neither 'image_id' nor 'file_name'"),
     ('[[1, 2, 3]]', "not an object"),
+    ('[{"image_id": [1], "keypoints": []}]', r"detection 0 field 'image_id' is \[1\], expected an image id"),
 ])
 def test_whole_file_problems_are_fatal_and_name_the_file(tmp_path, content, message):
     path = tmp_path / "bad.json"
@@ -94,12 +95,35 @@ def test_coco_results_by_image_id_with_and_without_annotations(tmp_path):
     ({"annotations": []}, "not a COCO annotation file"),
     ({"images": [{"id": 1}]}, r"images\[0\] has no field 'file_name'"),
     ({"images": [{"file_name": "a.jpg"}]}, r"images\[0\] has no field 'id'"),
+    ({"images": [{"id": [1], "file_name": "a.jpg"}]}, r"images\[0\] field 'id' is \[1\], expected an image id"),
+    ({"images": [{"id": {"n": 1}, "file_name": "a.jpg"}]}, r"images\[0\] field 'id' is \{'n': 1\}"),
 ])
 def test_malformed_coco_annotations(tmp_path, data, message):
     path = _write(tmp_path / "ann.json", data)
     with pytest.raises(DataError, match=message) as err:
         read_coco_image_names(path)
     assert str(path) in str(err.value)
+
+
+def test_integral_float_ids_are_ids(tmp_path):
+    ann = _write(tmp_path / "ann.json", {"images": [{"id": 7.0, "file_name": "seven.jpg"}]})
+    assert read_coco_image_names(ann) == {7: "seven.jpg"}
+    results = _write(tmp_path / "r.json", [{"image_id": 8.0, "keypoints": PERSON.ravel().tolist()}])
+    assert list(read_keypoints(results)) == ["8"], "'8', not '8.0', so that 8.jpg finds it"
+
+
+def test_image_names_with_a_file_keyed_by_image_name_are_an_error(tmp_path):
+    """COCO annotations only map the image_id of COCO results; given with anything else they would do nothing."""
+    names = {1: "a.jpg"}
+    folder = tmp_path / "openpose"
+    folder.mkdir()
+    sources = {"a dict by image name": _write(tmp_path / "k.json", {"a.jpg": [PERSON.tolist()]}),
+               "OpenPose output": _openpose(folder / "a_keypoints.json", np.ones((25, 3), np.float32))}
+    for kind, source in [*sources.items(), ("OpenPose output", folder)]:
+        with pytest.raises(DataError, match=f"apply only to COCO keypoint results .* but this is {kind}") as err:
+            read_keypoints(source, names)
+        assert str(source) in str(err.value)
+        assert read_keypoints(source), "without image names the same source reads"
 
 
 def _openpose(path: Path, *people: np.ndarray) -> Path:

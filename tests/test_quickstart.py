@@ -53,3 +53,16 @@ def test_rerun_resumes_or_starts_clean_and_refuses_another_budget(tiny_run, caps
     assert "starting clean: removing the previous run" in capsys.readouterr().out
     text = log.read_text()
     assert "resumed from" not in text and text.count("finished 2 epochs") == 1 and _steps_logged(log) == step_lines
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("{not json", "JSONDecodeError"), ('{"size": "tiny"}', "KeyError: 'budget'"), ('["tiny"]', "TypeError"),
+    ('{"budget": "huge"}', "ValueError: unknown budget 'huge'"),
+])
+def test_malformed_budget_file_is_a_clear_error(tmp_path, capsys, text, problem):
+    out = tmp_path / "qs"
+    out.mkdir()
+    (out / "budget.json").write_text(text)
+    assert _qs(out) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'budget.json'} is malformed ({problem}" in err and "Choose a fresh --out" in err, err

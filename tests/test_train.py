@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import logging
 import math
 import os
 import re
@@ -19,6 +21,7 @@ import torch
 from hap3d.config import ConfigError, ModelConfig, load_config
 from hap3d.engine.distributed import DistInfo
 from hap3d.engine.evaluate import EvalResult
+from hap3d.engine.logging import RunLogger, attach_file_handler
 from hap3d.engine.train import ResumableSampler, Trainer, TrainingDiverged, build_optimizer, derived_seed, lr_factor
 from hap3d.model import build_model
 from hap3d.utils import Hap3dError
@@ -217,9 +220,20 @@ def test_resume_restores_optimizer_scaler_and_rng_state(tmp_path, body_dir):
     torch.manual_seed(derived_seed(0, 0, saved["global_step"]))
     assert torch.equal(reseeded, torch.get_rng_state())
     assert "holds the RNG state of 2 processes, this run has 1" in (third.run_dir / "train.log").read_text()
-    # A different network cannot resume this state: said plainly instead of a shape mismatch.
+    # A different network cannot resume this state: said plainly instead of a shape mismatch. lift_trainable is
+    # refused too (it changes the optimizer's groups); training-only keys may change, with a warning.
     with pytest.raises(Hap3dError, match=r"another model configuration \(depth 2 -> 3"):
         _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args, "model.depth=3").load_state()
+    with pytest.raises(Hap3dError, match=r"another model configuration \(lift_trainable True -> False\).*only "
+                                         r"drop_path_rate, vposer_dropout may change"):
+        _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args, "model.lift_trainable=false").load_state()
+    changed = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args, "model.drop_path_rate=0.1",
+                            "model.vposer_dropout=true")
+    assert changed.load_state()
+    changed.logger.close()
+    log = (changed.run_dir / "train.log").read_text()
+    for key, before, after in (("drop_path_rate", 0.0, 0.1), ("vposer_dropout", False, True)):
+        assert f"WARNING resuming {changed.state_path} with model.{key} {before} -> {after} (training-only" in log
 
 
 def test_non_finite_gradients_are_skipped_like_non_finite_losses(tmp_path, body_dir):
@@ -334,3 +348,103 @@ def test_reference_yaml_keys_and_unknown_keys(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="must be one of"):
         load_config(None, ["train.optimizer=rmsprop"])
+
+
+def test_epoch_means_after_a_mid_epoch_resume_equal_an_uninterrupted_run(tmp_path, body_dir):
+    """The epoch's running loss sums and the consecutive-bad-step count are part of the state: a run stopped mid
+    epoch and resumed reports the same epoch means as one that never stopped."""
+    args = ("train.end_epoch=2", "train.ckpt_every_steps=3")  # 8 steps per epoch; states at global steps 3, 6, 9, 12
+    whole = _tiny_trainer(tmp_path / "whole", body_dir, RandomSamples(16), *args)
+    whole.run()
+
+    class Stopped(Exception):
+        pass
+
+    cut = _tiny_trainer(tmp_path / "cut", body_dir, RandomSamples(16), *args)
+    step = cut.train_step
+
+    def stop_at_step_14(batch):
+        if cut.global_step == 13:
+            raise Stopped
+        return step(batch)
+
+    cut.train_step = stop_at_step_14
+    with pytest.raises(Stopped):
+        cut.run()
+    stopped = _state(cut.run_dir)
+    assert (stopped["epoch"], stopped["step_in_epoch"], stopped["epoch_count"], stopped["bad_steps"]) == (1, 4, 4, 0)
+    assert stopped["epoch_sums"] and set(stopped["epoch_sums"]) <= set(whole.logger.history["epochs"][1])
+    resumed = _tiny_trainer(tmp_path / "cut", body_dir, RandomSamples(16), *args)
+    resumed.bad_steps = 5  # restored from the state, not kept from before
+    assert resumed.load_state() and resumed.bad_steps == 0
+    resumed.run()
+    want, got = _state(whole.run_dir)["history"]["epochs"], _state(cut.run_dir)["history"]["epochs"]
+    assert [e["epoch"] for e in got] == [0, 1]
+    for w, g in zip(want, got):
+        losses = [k for k in w if k.startswith("loss")]
+        assert losses and {k: g[k] for k in losses} == pytest.approx({k: w[k] for k in losses}, rel=1e-6)
+
+
+def _gathered(monkeypatch, other):
+    """Make load_state's all-gather report ``other`` (position, problem) for a second process."""
+    import hap3d.engine.train as train_module
+
+    monkeypatch.setattr(train_module, "all_gather_object", lambda obj, info: [obj, other])
+
+
+def test_resume_stops_every_process_when_they_found_different_states(tmp_path, body_dir, monkeypatch):
+    _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "train.end_epoch=1").run()  # last.pt: epoch 1, global step 2
+    state = tmp_path / "run" / "checkpoints" / "last.pt"
+    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "train.end_epoch=1")
+    _gathered(monkeypatch, ((0, 1, 1), None))  # another node has an older copy of the run directory
+    with pytest.raises(Hap3dError, match=re.escape(
+            f"cannot resume: the processes found different training states in {state} (rank 0: epoch 1, step 0 "
+            "(global step 2); rank 1: epoch 0, step 1 (global step 1)). Every process reads the run directory itself, "
+            "so it must be on storage all nodes share")):
+        trainer.load_state()
+    _gathered(monkeypatch, (None, None))  # another node has no copy at all
+    with pytest.raises(Hap3dError, match=re.escape(
+            f"cannot resume: some processes cannot find {state} (rank 0: epoch 1, step 0 (global step 2); rank 1: no "
+            "such file)")):
+        trainer.load_state()
+    _gathered(monkeypatch, ((1, 0, 2), "the file is truncated"))  # one process's error stops them all
+    with pytest.raises(Hap3dError, match=r"^rank 1: the file is truncated$"):
+        trainer.load_state()
+    assert trainer.global_step == 0, "nothing was restored"
+    _gathered(monkeypatch, ((1, 0, 2), None))
+    assert trainer.load_state() and trainer.global_step == 2
+
+
+def test_worker_log_handler_is_the_run_loggers_for_a_run_dir_with_dotdot(tmp_path, monkeypatch):
+    """`--out ../runs/x`: a DataLoader worker re-attaching the run's log must find the handler already there,
+    or every warning is written twice."""
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    logger = RunLogger(Path("../runs/x"))
+    try:
+        assert attach_file_handler(logger.file, logger.level) is logger._handler  # what _worker_init does
+        logging.getLogger("hap3d.data").warning("a worker warning")
+    finally:
+        logger.close()
+    assert (tmp_path / "runs" / "x" / "train.log").read_text().count("a worker warning") == 1
+
+
+def test_readers_load_time_tallies_and_warnings_reach_train_log(tmp_path, body_dir):
+    from hap3d.data.synth import write_synthetic_datasets
+    from hap3d.engine.run import train
+
+    root = Path(write_synthetic_datasets(tmp_path / "data", body_dir, size="tiny", datasets=["MuCo"]))
+    fits = root / "MuCo" / "data" / "smpl_param.json"
+    entries = json.loads(fits.read_text())
+    aid = next(iter(entries))
+    entries[aid]["pose"][0] = None
+    fits.write_text(json.dumps(entries))
+    cfg = load_config(None, TINY + [f"data.root={root}", f"data.body_model_dir={body_dir}", "data.trainset_3d=[MuCo]",
+                                    "data.trainset_2d=[]", "train.train_batch_size=2", "train.end_epoch=1",
+                                    "train.max_steps_per_epoch=1", "eval.device=cpu"])
+    train(cfg, tmp_path / "run", progress=False)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert f"WARNING {fits}: entry {aid}.pose has a null, NaN or infinite value" in log
+    assert re.search(r"INFO MuCo: \d+ samples from \d+ images \(\d+ without SMPL fit, 1 of them for a non-finite fit\)", log)
+    handlers = [getattr(h, "baseFilename", None) for h in logging.getLogger("hap3d").handlers]
+    assert str(tmp_path / "run" / "train.log") not in handlers, "the run's log handler is removed at the end"

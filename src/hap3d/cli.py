@@ -32,7 +32,7 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from hap3d.data.check import cmd_data_check
 
-    return cmd_data_check(args.root, args.body_model_dir, args.datasets, cfg=args.cfg)
+    return cmd_data_check(args.root, args.body_model_dir, args.datasets, args.reference_compat, cfg=args.cfg)
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -149,7 +149,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             print(f"  {r.name}: {r.error}", file=sys.stderr)
     skipped = sum(r.status == "skipped" for r in reports)
     print(f"{sum(r.people for r in reports)} people in {len(reports)} items"
-          + (f" ({skipped} frames without keypoints skipped)" if skipped else "") + f"; outputs in {args.out}")
+          + (f" ({skipped} frames with nobody to reconstruct skipped)" if skipped else "")
+          + f"; outputs in {args.out}")
     return code
 
 
@@ -160,6 +161,16 @@ def _mesh_formats(text: str) -> tuple[str, ...]:
         return check_formats(text.split(","))
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _detect(inputs: str, python: str | None, min_confidence: float = 0.5, venv: str | None = None) -> Detections:
@@ -221,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--cfg", help="YAML config (ours or the reference's)")
     t.add_argument("--out", help="run directory (default: output_dir of the config)")
     t.add_argument("--resume", action="store_true", help="continue from <run>/checkpoints/last.pt")
-    t.add_argument("--data-root", help="folder with Human36M/, MuCo/, coco/, mpii/, PW3D/")
+    t.add_argument("--data-root", help="data root: Human36M/, MuCo/, MSCOCO/ or coco/, MPII/data/ or mpii/data/, PW3D/data/ (docs/data.md)")
     t.add_argument("--body-model-dir", help="folder with smpl/, J_regressor_*.npy, vposer/")
     t.add_argument("--device", help="cpu, cuda or auto")
     t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.lr=1e-4")
@@ -258,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="auto")
     d.add_argument("--amp", default="auto", choices=["auto", "none", "bf16", "fp16"],
                    help="auto: bf16 where the hardware supports it natively, else fp32")
-    d.add_argument("--batch-size", type=int, default=16)
+    d.add_argument("--batch-size", type=_positive_int, default=16, help="person crops per model forward")
     d.add_argument("--formats", type=_mesh_formats,
                    help="mesh formats, comma-separated, of obj, ply, glb (default: all; empty: none)")
     d.add_argument("--backend", default="auto", choices=["auto", "raster", "egl"], help="renderer")
@@ -299,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "under its data.root, with its body model and reference_compat")
     dc.add_argument("--body-model-dir", help="needed to spot-check training samples end to end")
     dc.add_argument("--datasets", nargs="*", help="only these (default: those of --cfg, else HAP's and any other found)")
+    dc.add_argument("--reference-compat", action=argparse.BooleanOptionalAction, default=None,
+                    help="read the data with the reference's quirks (default: the --cfg's model.reference_compat, else on)")
     dc.set_defaults(func=_cmd_data_check)
 
     c = sub.add_parser("convert", help="convert a reference snapshot / demo checkpoint to the hap3d format")

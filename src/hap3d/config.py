@@ -64,9 +64,11 @@ class ModelConfig:
     heatmap_sigma: float = 2.5
     gcn_hidden: int = 128
     gcn_res_blocks: int = 4
-    # camera
+    # camera and depth. The reference's set_args sets both sizes before its YAML is applied, so a YAML value wins there
+    # too: both are honoured (spec section 2).
     focal: float = 5000.0
-    camera_3d_size: float = 2.5
+    camera_3d_size: float = 2.5  # metres; sets the depth scale of the camera translation (camera_depth_scale)
+    bbox_3d_size: float = 2.0  # metres: the root-relative depth range [-size/2, size/2] of the 64-space targets
     # reference-vs-fixed switches
     heatmap_downsample: Literal["nearest", "area"] | None = None
     feature_downsample: Literal["nearest", "area"] | None = None
@@ -75,6 +77,9 @@ class ModelConfig:
     input_norm: Literal["none", "imagenet"] | None = None
 
     ALIASES: typing.ClassVar[dict[str, str]] = {"backbone_type": "backbone", "resnet_type": "resnet_depth", "sigma": "heatmap_sigma"}
+    # Keys that only change what training does with the same weights (no parameter, buffer, optimizer group or target
+    # depends on them): a resumed run may change them. lift_trainable is not one: it changes the optimizer's groups.
+    TRAINING_ONLY: typing.ClassVar[frozenset[str]] = frozenset({"drop_path_rate", "vposer_dropout"})
 
     def __post_init__(self) -> None:
         if self.backbone in ("vit", "resnet"):  # reference spelling of backbone_type
@@ -98,6 +103,9 @@ class ModelConfig:
             raise ConfigError(f"model.resnet_depth must be 50, 101 or 152, got {self.resnet_depth}")
         if self.heatmap_size % 8:
             raise ConfigError("model.heatmap_size must be a multiple of 8 (the 3D grid is heatmap_size/8)")
+        for name in ("camera_3d_size", "bbox_3d_size"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"model.{name} must be > 0 (metres), got {getattr(self, name)}")
 
     @property
     def camera_depth_scale(self) -> float:
@@ -233,7 +241,7 @@ def _set_path(data: dict[str, Any], path: list[str], value: Any, what: str) -> N
 class DataConfig:
     """Where the data live and how they are mixed. Dataset names as the reference spells them."""
 
-    root: str = "data"  # folder laid out as the seed README (Human36M/, MuCo/, coco/, mpii/, PW3D/, CrowdPose/)
+    root: str = "data"  # Human36M/, MuCo/, MSCOCO/ or coco/, MPII/data/ or mpii/data/, PW3D/data/, CrowdPose/ (docs/data.md)
     body_model_dir: str = "body_models"  # smpl/, J_regressor_*.npy, vposer/
     trainset_3d: list[str] = dataclasses.field(default_factory=lambda: ["Human36M", "MuCo"])
     trainset_2d: list[str] = dataclasses.field(default_factory=lambda: ["MSCOCO", "MPII"])
@@ -303,14 +311,16 @@ class EvalConfig:
 
 @dataclass
 class Config:
-    """A whole run: model, data, training and evaluation settings plus the output folder."""
+    """A whole run: model, data, training and evaluation settings plus the output folder.
+
+    ``model.reference_compat`` also selects the data quirks; :func:`load_config` reads a top-level
+    ``reference_compat`` as its shorthand."""
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     output_dir: str = "runs/default"
-    reference_compat: bool | None = None  # shorthand: sets model.reference_compat and the data quirks
 
     ALIASES: typing.ClassVar[dict[str, str]] = {}
 
@@ -321,13 +331,12 @@ REFERENCE_KEYS = {
     "lr": "train", "lr_backbone": "train", "lr_dec_epoch": "train", "lr_dec_factor": "train",
     "end_epoch": "train", "train_batch_size": "train", "optimizer": "train",
     "test_batch_size": "eval",
-    "backbone_type": "model", "resnet_type": "model", "camera_3d_size": "model", "sigma": "model",
+    "backbone_type": "model", "resnet_type": "model", "camera_3d_size": "model", "bbox_3d_size": "model", "sigma": "model",
 }
 # The reference's other config attributes (spec section 2): legal there, no effect here. Accepted with a note.
 REFERENCE_IGNORED = {
     "input_img_shape": "the input is model.img_size square", "output_hm_shape": "see model.heatmap_size",
     "focal": "see model.focal", "princpt": "the principal point is the crop centre",
-    "bbox_3d_size": "the depth range is fixed at 2 m, as the reference's set_args fixes it",
     "use_gt_info": "3DPW is always cropped from its ground-truth boxes (use_gt_info=True)",
     "vis": "a display switch (use hap3d demo for renders)", "render": "a display switch (use hap3d demo for renders)",
     "gpu_ids": "devices come from CUDA_VISIBLE_DEVICES and the process count from torchrun",
@@ -342,59 +351,95 @@ log = logging.getLogger(__name__)
 
 
 def _reference_path(path: list[str], source: str) -> list[str] | None:
-    """Where a key lives here: a flat reference key moves into its section; an ignored one gives None (noted)."""
+    """Where a key lives here: a flat reference key (or the ``reference_compat`` shorthand) moves into its section;
+    an ignored one gives None (noted)."""
     if len(path) != 1:
         return path
     key = path[0]
     if key in REFERENCE_KEYS:
         return [REFERENCE_KEYS[key], key]
+    if key == "reference_compat":
+        return ["model", key]
     if key in REFERENCE_IGNORED:
         log.warning("%s: reference key '%s' ignored: %s", source, key, REFERENCE_IGNORED[key])
         return None
     return path
 
 
+def _get_path(data: dict[str, Any], path: list[str]) -> Any:
+    """The value at ``path``, or None when it is not set."""
+    node: Any = data
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal values, with PyYAML's string reading of exponent floats ('3e-4') taken as the number."""
+    if a == b:
+        return True
+    if isinstance(a, bool) or isinstance(b, bool):
+        return False
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _file_data(path: str | Path) -> dict[str, Any]:
+    """The YAML file's mapping with its flat keys moved into their sections. A flat key and its sectioned
+    spelling with different values (``lr: 1e-3`` and ``train: {lr: 3e-4}``) contradict each other: an error."""
+    raw = load_yaml(path)
+    dests = {key: _reference_path([key], str(path)) for key in raw}
+    data = {key: value for key, value in raw.items() if dests[key] == [key]}
+    for key, value in raw.items():
+        dest = dests[key]
+        if dest is None or dest == [key] or (value is None and key == "reference_compat"):
+            continue  # ignored (noted), already in place, or the shorthand left unset (an older run's config.yaml)
+        existing = _get_path(data, dest)
+        if existing is not None and not _same_value(existing, value):
+            raise ConfigError(
+                f"{path}: {key}: {value!r} contradicts {'.'.join(dest)}: {existing!r} in the same file; set one of them",
+                ".".join(dest),
+            )
+        _set_path(data, dest, value, f"{path}: '{key}'")
+    return data
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Read a YAML config (ours or the reference's flat keys), apply 'a.b=value' overrides, validate.
 
-    Flat reference keys work in both places (``lr: 0.001`` in the file, ``lr=3e-4`` on the command line). An
-    error names the override that caused it, else the file. A top-level ``reference_compat`` is shorthand for
-    ``model.reference_compat``; giving both with different values is an error.
+    Flat reference keys work in both places (``lr: 0.001`` in the file, ``lr=3e-4`` on the command line), and a
+    top-level ``reference_compat`` is shorthand for ``model.reference_compat``. A command-line value beats the
+    file's, whichever spelling either uses; two spellings of one key with different values in the same source
+    are an error rather than one silently winning. An error names the override that caused it, else the file.
     """
-    data = load_yaml(path) if path is not None else {}
-    for key in list(data):
-        dest = _reference_path([key], str(path))
-        if dest != [key]:
-            value = data.pop(key)
-            if dest is not None:
-                _set_path(data, dest, value, f"{path}: '{key}'")
-    cli: dict[str, str] = {}  # dotted key -> override text, so that errors blame the command line
+    data = _file_data(path) if path is not None else {}
+    cli: dict[str, tuple[str, Any, str]] = {}  # dotted key -> (spelling, value, override text)
     for text in overrides or []:
         keys, value = parse_override(text)
         dest = _reference_path(keys, f"{COMMAND_LINE} '{text}'")
-        if dest is not None:
-            _set_path(data, dest, value, f"override '{text}'")
-            cli[".".join(dest)] = text
+        if dest is None or (value is None and keys == ["reference_compat"]):
+            continue
+        dotted, spelling = ".".join(dest), ".".join(keys)
+        before = cli.get(dotted)
+        if before is not None and before[0] != spelling and not _same_value(before[1], value):
+            raise ConfigError(
+                f"{COMMAND_LINE}: override '{before[2]}' contradicts '{text}' (both set {dotted}); give one of them", dotted
+            )
+        _set_path(data, dest, value, f"override '{text}'")
+        cli[dotted] = (spelling, value, text)
     where = str(path) if path is not None else None
 
-    def source(key: str | None) -> str | None:
+    def source(key: str) -> str | None:
         """The override that set ``key`` (or a section holding it), else the file."""
-        for k, text in cli.items():
-            if key is not None and (key == k or key.startswith((k + ".", k + "["))):
+        for k, (_, _, text) in cli.items():
+            if key == k or key.startswith((k + ".", k + "[")):
                 return f"{COMMAND_LINE} override '{text}'"
         return where
 
-    compat = data.get("reference_compat")
-    model = data.get("model")
-    if compat is not None and isinstance(model, dict):
-        inner = model.get("reference_compat")
-        if inner is not None and inner != compat:
-            raise ConfigError(
-                f"reference_compat: {compat} ({source('reference_compat') or 'config'}) contradicts "
-                f"model.reference_compat: {inner} ({source('model.reference_compat') or 'config'}); set one of them"
-            )
-    if compat is not None:
-        data.setdefault("model", {})["reference_compat"] = compat
     try:
         return from_dict(Config, data)
     except ConfigError as err:

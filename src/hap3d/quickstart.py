@@ -55,7 +55,18 @@ def quickstart_config(out: Path, budget: str, device: str):
 def previous_budget(out: Path) -> str | None:
     """The budget of the quickstart already in ``out`` (None for a fresh folder)."""
     marker = out / BUDGET_FILE
-    return json.loads(marker.read_text())["budget"] if marker.is_file() else None
+    if not marker.is_file():
+        return None
+    try:
+        budget = json.loads(marker.read_text(encoding="utf-8"))["budget"]
+        if budget not in BUDGETS:
+            raise ValueError(f"unknown budget {budget!r}")
+    except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise Hap3dError(
+            f"{marker} is malformed ({type(err).__name__}: {err}); it records the budget of the quickstart in {out}. "
+            "Choose a fresh --out, or delete that folder to start again"
+        ) from None
+    return budget
 
 
 def run_quickstart(out: Path, budget: str = "small", device: str = "auto", progress: bool = True, resume: bool = False) -> int:
@@ -64,6 +75,7 @@ def run_quickstart(out: Path, budget: str = "small", device: str = "auto", progr
     from hap3d.data.synth import write_synthetic_datasets
     from hap3d.engine.distributed import DistInfo, resolve_device
     from hap3d.engine.evaluate import Evaluator
+    from hap3d.engine.logging import run_log
     from hap3d.engine.run import build_test_set, build_train_set
     from hap3d.engine.train import Trainer
     from hap3d.model import build_model
@@ -104,11 +116,12 @@ def run_quickstart(out: Path, budget: str = "small", device: str = "auto", progr
     before = evaluator.run(model.to(dev), test_set, cfg.eval.test_batch_size, progress=False)
     print(f"[3/5] untrained network on synthetic 3DPW: {before.summary()}")
 
-    trainer = Trainer(cfg, model, build_train_set(cfg), run_dir, DistInfo(device=dev),
-                      lambda m: evaluator.run(m, test_set, cfg.eval.test_batch_size, progress=False), progress=progress)
-    if resume and not trainer.load_state():
-        print(f"nothing to resume in {run_dir}; training from the start")
-    trainer.run()
+    with run_log(run_dir, rank=0):  # the readers' load-time tallies into train.log too
+        trainer = Trainer(cfg, model, build_train_set(cfg), run_dir, DistInfo(device=dev),
+                          lambda m: evaluator.run(m, test_set, cfg.eval.test_batch_size, progress=False), progress=progress)
+        if resume and not trainer.load_state():
+            print(f"nothing to resume in {run_dir}; training from the start")
+        trainer.run()
     after = evaluator.run(model, test_set, cfg.eval.test_batch_size, progress=False)
     after.write(run_dir, "eval_final")
     before.write(run_dir, "eval_untrained")

@@ -28,6 +28,11 @@ class DatasetSpec:
     written: str  # the folder `hap3d data synth` writes: the seed README's tree
 
 
+def pw3d_annotation_file(crowd: bool) -> str:
+    """The 3DPW annotation file's name: the test split, or the validation split that 3DPW-Crowd evaluates on."""
+    return f"3DPW_latest_{'validation' if crowd else 'test'}.json"
+
+
 # Names as the reference's configs spell them (trainset_3d, trainset_2d, testset).
 DATASETS: dict[str, DatasetSpec] = {
     "Human36M": DatasetSpec("hap3d.data.human36m", "Human36M", ("Human36M",), "annotations", "Human36M"),
@@ -37,7 +42,7 @@ DATASETS: dict[str, DatasetSpec] = {
     # reference: MPII/data/{annotations,images}; seed tree: mpii/data/...; its symlink step links mpii/{images,annotations}
     "MPII": DatasetSpec("hap3d.data.mpii", "MPII", ("MPII/data", "MPII", "mpii/data", "mpii"), "annotations/train.json", "mpii/data"),
     "CrowdPose": DatasetSpec("hap3d.data.crowdpose", "CrowdPose", ("CrowdPose",), "annotations/crowdpose_train.json", "CrowdPose"),
-    "PW3D": DatasetSpec("hap3d.data.pw3d", "PW3D", ("PW3D/data",), "3DPW_latest_test.json", "PW3D/data"),
+    "PW3D": DatasetSpec("hap3d.data.pw3d", "PW3D", ("PW3D/data",), pw3d_annotation_file(crowd=False), "PW3D/data"),
 }
 
 

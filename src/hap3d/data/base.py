@@ -32,6 +32,7 @@ from hap3d.data.fit import FitModel, FitTargets, compute_fit_targets, fit_error_
 from hap3d.data.io import DataError, as_array, first_non_finite, read_image_bgr, require
 from hap3d.data.posefix import replace_joints, synthesize_pose
 from hap3d.data.transforms import (
+    BBOX_3D_SIZE,
     Augmentation,
     apply_affine,
     box_iou,
@@ -218,16 +219,20 @@ class TrainDataset(torch.utils.data.Dataset):
         seed: int = 0,
         strict: bool = False,
         augment: bool = True,
+        bbox_3d_size: float = BBOX_3D_SIZE,
     ) -> None:
+        """``bbox_3d_size``: the depth range (metres) of the 64-space targets (``model.bbox_3d_size``)."""
         self.root = Path(root)
         self.fit_model = fit_model
         self.reference_compat = reference_compat
         self.seed = seed
         self.strict = strict
         self.augment = augment
+        self.bbox_3d_size = bbox_3d_size
         self.epoch = 0
         self.skipped: dict[str, int] = {}
         self.fits_behind_camera = 0  # fits found unprojectable while building samples (in this process)
+        self._warned_behind_camera: set[int] = set()  # records already named in that warning (one per record)
         self.filter_counts: dict[str, int] = {}  # the reader's tally of kept and dropped annotations
         self.records = self.load()
         js = get_joint_set(self.joint_set)
@@ -268,7 +273,7 @@ class TrainDataset(torch.utils.data.Dataset):
         """Sample ``idx`` as handed out for the ``visit``-th time this epoch (0 for plain indexing)."""
         for attempt in range(10):
             try:
-                sample = self.build(self.records[idx], self.rng_for(idx, visit, attempt))
+                sample = self.build(idx, self.rng_for(idx, visit, attempt))
                 # How many unreadable samples this one replaces: workers' own counters never reach the trainer.
                 sample["meta"]["replaced"] = torch.tensor(attempt, dtype=torch.int64)
                 return sample
@@ -281,7 +286,8 @@ class TrainDataset(torch.utils.data.Dataset):
         raise DataError(f"{self.name}: 10 consecutive unreadable samples; check the image folder under {self.root}")
 
     # ----------------------------------------------------------------- assembly
-    def build(self, rec: PersonRecord, rng: np.random.Generator) -> dict:
+    def build(self, idx: int, rng: np.random.Generator) -> dict:
+        rec = self.records[idx]
         img = read_image_bgr(rec.img_path)
         aug = sample_augmentation(rng) if self.augment else Augmentation()
         crop = crop_image(img, rec.bbox, aug, bgr=True)
@@ -303,7 +309,7 @@ class TrainDataset(torch.utils.data.Dataset):
         img64 = joints.copy()
         img64[:, :2] = to_heatmap_space(xy_crop)
         if self.is_3d:
-            img64[:, 2] = depth_to_heatmap(joints[:, 2] - joints[root, 2], unit=1000.0)
+            img64[:, 2] = depth_to_heatmap(joints[:, 2] - joints[root, 2], unit=1000.0, bbox_3d_size=self.bbox_3d_size)
         else:
             img64[:, 2] = valid[:, 0]
         trunc = valid * inside_mask(img64, use_depth=self.is_3d)
@@ -322,12 +328,14 @@ class TrainDataset(torch.utils.data.Dataset):
                 self.fit_model, rec.fit["pose"], rec.fit["shape"], rec.fit["trans"], rec.focal, rec.princpt, width, aug,
                 crop.img2bb, rec.world_to_cam,
                 rotate=self.rotate_fit or not self.reference_compat,
-                root_relative=self.fit_root_relative or not self.reference_compat,
+                root_relative=self.fit_root_relative or not self.reference_compat, bbox_3d_size=self.bbox_3d_size,
             )
             if ft is None:
                 self.fits_behind_camera += 1
-                log.warning("%s: the SMPL fit of the person in %s has a joint at or behind the camera plane (z <= 0); "
-                            "the sample is used without its fit", self.name, rec.img_path)
+                if idx not in self._warned_behind_camera:  # every visit of every epoch would repeat it
+                    self._warned_behind_camera.add(idx)
+                    log.warning("%s sample %d: the SMPL fit of the person in %s has a joint at or behind the camera "
+                                "plane (z <= 0); the sample is used without its fit", self.name, idx, rec.img_path)
             else:
                 ft.valid = float(self.fit_is_valid(rec, cam, ft, aug))
         if ft is None:

@@ -4,7 +4,9 @@ For every dataset the check finds its folder (any of the accepted layouts, :data
 the files the readers need (present / missing / empty / malformed, each with the path where it belongs), loads
 the dataset with its reader, counts the samples left after the reader's filters, tests that a sample of the
 image paths exists, and builds a few samples end to end (shapes, finite values, image size against the
-annotation). 3DPW-Crowd is loaded as its own row whenever its two files are there (or the config asks for it).
+annotation). 3DPW-Crowd is loaded as its own row whenever its two files are there (or the config asks for it); a
+config that evaluates on 3DPW-Crowd needs only the validation split, so its 3DPW test row is then checked only when
+the test file is there, and cannot fail the check.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from hap3d.data import DATASETS, build_fit_model, dataset_candidates, dataset_class, find_dataset_root
+from hap3d.data import (
+    DATASETS,
+    build_fit_model,
+    dataset_candidates,
+    dataset_class,
+    find_dataset_root,
+    pw3d_annotation_file,
+)
 from hap3d.data.io import read_image_bgr
 from hap3d.utils import Hap3dError
 
@@ -36,6 +45,7 @@ class Expected:
     alternatives: tuple[str, ...] = ()  # other accepted locations
 
 
+PW3D_IMAGES = Expected("imageFiles", "3DPW image sequences", is_dir=True)  # both 3DPW splits' images
 LAYOUT: dict[str, tuple[Expected, ...]] = {
     "Human36M": tuple(
         Expected(f"annotations/Human36M_subject{s}_{kind}.json", f"Human3.6M subject {s} {kind.replace('_', ' ')}")
@@ -60,8 +70,8 @@ LAYOUT: dict[str, tuple[Expected, ...]] = {
         Expected("images", "MPII images", is_dir=True),
     ),
     "PW3D": (
-        Expected("3DPW_latest_test.json", "3DPW test annotations"),
-        Expected("imageFiles", "3DPW image sequences", is_dir=True),
+        Expected(pw3d_annotation_file(crowd=False), "3DPW test annotations"),
+        PW3D_IMAGES,
     ),
     "CrowdPose": (
         Expected("annotations/crowdpose_train.json", "CrowdPose keypoint annotations"),
@@ -73,7 +83,7 @@ LAYOUT: dict[str, tuple[Expected, ...]] = {
 # 3DPW-Crowd (the validation split with HigherHRNet input), checked as a row of its own
 CROWD = "PW3D-Crowd"
 CROWD_LAYOUT = (
-    Expected("3DPW_latest_validation.json", "3DPW validation annotations (3DPW-Crowd)"),
+    Expected(pw3d_annotation_file(crowd=True), "3DPW validation annotations (3DPW-Crowd)"),
     Expected("3DPW_validation_crowd_hhrnet_result.json", "3DPW-Crowd HigherHRNet poses"),
 )
 
@@ -285,8 +295,12 @@ def _check_dataset(
     name: str, root: Path, requested: bool, fit_model, reference_compat: bool, spot_checks: int, image_sample: int,
     crowd: bool = False,
 ) -> list[DatasetCheck]:
-    """The dataset's row (PW3D: plus the 3DPW-Crowd row when its files are there or ``crowd`` asks for it)."""
+    """The dataset's row (PW3D: plus the 3DPW-Crowd row when its files are there or ``crowd`` asks for it).
+
+    With ``crowd`` the 3DPW test split is not needed: its row is not requested, and left out when its file is not
+    there."""
     start = time.perf_counter()
+    crowd = crowd and name == "PW3D"
     folder = find_dataset_root(root, name)
     if folder is None:  # every path the reader would need, under the first accepted folder
         candidates = dataset_candidates(root, name)
@@ -298,17 +312,19 @@ def _check_dataset(
                 "dataset folder not found: none of " + ", ".join(str(c) for c in candidates) + " exists (the files "
                 f"listed above belong in one of them; shown under {candidates[0]})"
             )
-        layout = LAYOUT[name] + (CROWD_LAYOUT if crowd and name == "PW3D" else ())
+        layout = (PW3D_IMAGES, *CROWD_LAYOUT) if crowd else LAYOUT[name]
         check.files = [FileStatus(candidates[0] / e.rel, e.what, "missing") for e in layout]
         return [_finish(check, start)]
-    check = DatasetCheck(name, folder, requested)
-    check.files = _file_statuses(LAYOUT[name], folder)
-    if name == "PW3D":
-        _inspect(check, lambda: dataset_class(name)(folder), TEST_SHAPES, spot_checks, image_sample)
-    else:
-        _inspect(check, lambda: dataset_class(name)(folder, fit_model, reference_compat=reference_compat, strict=True),
-                 TRAIN_SHAPES, spot_checks, image_sample)
-    checks = [_finish(check, start)]
+    checks = []
+    if not crowd or (folder / pw3d_annotation_file(crowd=False)).is_file():
+        check = DatasetCheck(name, folder, requested and not crowd)
+        check.files = _file_statuses(LAYOUT[name], folder)
+        if name == "PW3D":
+            _inspect(check, lambda: dataset_class(name)(folder), TEST_SHAPES, spot_checks, image_sample)
+        else:
+            _inspect(check, lambda: dataset_class(name)(folder, fit_model, reference_compat=reference_compat, strict=True),
+                     TRAIN_SHAPES, spot_checks, image_sample)
+        checks.append(_finish(check, start))
     if name == "PW3D":
         crowd_check = _check_crowd(folder, requested, crowd, spot_checks, image_sample)
         if crowd_check is not None:
@@ -390,13 +406,14 @@ def cmd_data_check(
     root: Path | None,
     body_model_dir: Path | None,
     datasets: Sequence[str] | None,
-    reference_compat: bool = True,
+    reference_compat: bool | None = None,
     cfg: str | Path | None = None,
 ) -> int:
     """``hap3d data check``: print the report; exit code 1 when a requested dataset cannot be used.
 
     With ``cfg`` (a training config) the datasets, data root, body-model folder, ``reference_compat`` and
-    3DPW-Crowd setting come from the config; ``root``, ``body_model_dir`` and ``datasets`` still win if given.
+    3DPW-Crowd setting come from the config; ``root``, ``body_model_dir``, ``datasets`` and ``reference_compat``
+    still win if given. ``reference_compat`` None: the config's, else True.
     """
     crowd = False
     if cfg is not None:
@@ -406,7 +423,10 @@ def cmd_data_check(
         root = root if root is not None else config.data.root
         body_model_dir = body_model_dir if body_model_dir is not None else config.data.body_model_dir
         datasets = datasets if datasets is not None else config_datasets(config)
-        reference_compat, crowd = config.model.reference_compat, config.data.crowd
+        reference_compat = reference_compat if reference_compat is not None else config.model.reference_compat
+        crowd = config.data.crowd
+    if reference_compat is None:  # no config: the reference's readers
+        reference_compat = True
     if root is None:
         raise Hap3dError("hap3d data check needs --root DIR or --cfg CONFIG (whose data.root is checked)")
     report = check_data_root(

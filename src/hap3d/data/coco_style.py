@@ -15,7 +15,17 @@ import numpy as np
 
 from hap3d.body.joints import convert_joints, get_joint_set
 from hap3d.data.base import PackedRecords, PersonRecord, TrainDataset, overlapping_people, read_fit
-from hap3d.data.io import DataError, as_array, load_json, require, require_int, require_list, require_number, require_str
+from hap3d.data.io import (
+    DataError,
+    ImageIndex,
+    as_array,
+    load_json,
+    optional_number,
+    require,
+    require_int,
+    require_list,
+    require_str,
+)
 from hap3d.data.transforms import add_midpoint, process_bbox
 
 log = logging.getLogger(__name__)
@@ -32,9 +42,9 @@ def find_first(candidates: list[Path], what: str) -> Path:
 def read_neuralannot(path: Path, extra: tuple[str, ...] = ()) -> dict[int, dict[str, np.ndarray | float] | None]:
     """{ann_id: {pose, shape, trans, focal, princpt, *extra}} from a NeuralAnnot file.
 
-    ``extra`` names per-entry numeric fields some releases add (CrowdPose's ``fit_err``); they are required.
-    An entry with a null, NaN or infinite value maps to None: the person is kept without a fit (see
-    :func:`~hap3d.data.base.read_fit`).
+    ``extra`` names per-entry numeric fields some releases add (CrowdPose's ``fit_err``). An entry with a null,
+    NaN or infinite value, or without an ``extra`` field, maps to None: the person is kept without a fit (see
+    :func:`~hap3d.data.base.read_fit`); the reader counts it. A value of the wrong type (a string) is an error.
     """
     raw = load_json(path, "NeuralAnnot SMPL file")
     if not isinstance(raw, dict):
@@ -50,9 +60,14 @@ def read_neuralannot(path: Path, extra: tuple[str, ...] = ()) -> dict[int, dict[
         cam = require(entry, "cam_param", path, where)
         intrinsics = {k: as_array(require(cam, k, path, where + ".cam_param"), (2,), path, f"{where}.cam_param.{k}", finite=False)
                       for k in ("focal", "princpt")}
-        numbers = {k: require_number(entry, k, path, where) for k in extra}
+        numbers = {k: optional_number(entry, k, path, where) for k in extra}
         if smpl is not None and not all(np.isfinite(v).all() for v in intrinsics.values()):
             log.warning("%s: %s.cam_param has a null, NaN or infinite value; the person is used without a fit", path, where)
+            smpl = None
+        missing = [k for k, v in numbers.items() if v is None]
+        if smpl is not None and missing:
+            log.warning("%s: %s has no finite '%s' (missing, null, NaN or infinite); the person is used without a fit",
+                        path, where, missing[0])
             smpl = None
         out[aid] = None if smpl is None else {**smpl, **intrinsics, **numbers}
     return out
@@ -93,10 +108,7 @@ class CocoStyleDataset(TrainDataset):
         path = self.annotation_file
         db = load_json(path, f"{self.name} annotation file")
         fits = read_neuralannot(self.neuralannot_file, self.neuralannot_extra)
-        images = {}  # id -> (record, where)
-        for k, im in enumerate(require_list(db, "images", path, "the file")):
-            image_id = require_int(im, "id", path, f"images[{k}]")
-            images[image_id] = (im, f"image {image_id} (images[{k}])")
+        images = ImageIndex(db, path)
         counts = self.filter_counts = dict.fromkeys(
             ("annotations", *self.extra_counts, "degenerate_bbox", "kept", "kept_without_fit", "fit_non_finite"), 0
         )
@@ -107,9 +119,7 @@ class CocoStyleDataset(TrainDataset):
             where = f"annotation {aid} (annotations[{k}])"
             counts["annotations"] += 1
             image_id = require_int(ann, "image_id", path, where)
-            if image_id not in images:
-                raise DataError(f"{path}: {where} refers to image_id {image_id}, which is not in 'images'")
-            img, iwhere = images[image_id]
+            img, iwhere = images.find(image_id, where)
             kps = as_array(require(ann, "keypoints", path, where), (self.num_keypoints, 3), path, where + " 'keypoints'")
             reason = self.drop_reason(ann, kps)
             if reason is not None:

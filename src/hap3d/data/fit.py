@@ -15,7 +15,15 @@ import torch
 
 from hap3d.body.joints import FIT_PARAM_INVALID_JOINTS, get_joint_set
 from hap3d.body.smpl import SMPL
-from hap3d.data.transforms import Augmentation, apply_affine, depth_to_heatmap, inside_mask, rotation_about_z, to_heatmap_space
+from hap3d.data.transforms import (
+    BBOX_3D_SIZE,
+    Augmentation,
+    apply_affine,
+    depth_to_heatmap,
+    inside_mask,
+    rotation_about_z,
+    to_heatmap_space,
+)
 
 SHAPE_CLAMP = 3.0
 
@@ -105,13 +113,15 @@ def compute_fit_targets(
     world_to_cam: tuple[np.ndarray, np.ndarray] | None = None,
     rotate: bool = True,
     root_relative: bool = True,
+    bbox_3d_size: float = BBOX_3D_SIZE,
 ) -> FitTargets | None:
     """The fit's joints in the (flipped, rotated) crop and camera frame; None when a joint is at or behind the
     camera plane (z <= 0), where the projection is infinite or mirrored and no target can be trusted.
 
     ``world_to_cam`` = (R, t in metres) when the fit lives in world coordinates (Human3.6M): the camera
     rotation is merged into the root and the translation re-derived about the pelvis, as the reference does.
-    ``rotate`` / ``root_relative`` False reproduce the reference's MPII handling.
+    ``rotate`` / ``root_relative`` False reproduce the reference's MPII handling. ``bbox_3d_size`` is the depth range
+    (metres) of the 64-space.
     """
     pose = np.asarray(pose, np.float32).reshape(72).copy()
     shape = np.asarray(shape, np.float32).reshape(-1)
@@ -141,7 +151,7 @@ def compute_fit_targets(
     if not ((joints[:, 2] > 0).all() and np.isfinite(img).all()):  # z <= 0 (or NaN): no projection
         return None
     img[:, :2] = to_heatmap_space(apply_affine(img[:, :2], img2bb))
-    img[:, 2] = depth_to_heatmap(joints[:, 2] - joints[0, 2])
+    img[:, 2] = depth_to_heatmap(joints[:, 2] - joints[0, 2], bbox_3d_size=bbox_3d_size)
     trunc = inside_mask(img, use_depth=True)
 
     cam = joints - joints[:1] if root_relative else joints.copy()

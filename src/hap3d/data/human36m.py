@@ -32,8 +32,8 @@ import numpy as np
 from hap3d.body.joints import H36M17
 from hap3d.data.base import PackedRecords, PersonRecord, TrainDataset, read_fit
 from hap3d.data.fit import FitModel, FitTargets
-from hap3d.data.io import DataError, as_array, load_json, require, require_int, require_list, require_str
-from hap3d.data.transforms import Augmentation, process_bbox
+from hap3d.data.io import DataError, ImageIndex, as_array, load_json, require, require_int, require_list, require_str
+from hap3d.data.transforms import BBOX_3D_SIZE, Augmentation, process_bbox
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,14 @@ class Human36M(TrainDataset):
         strict: bool = False,
         augment: bool | None = None,
         split: str = "train",
+        bbox_3d_size: float = BBOX_3D_SIZE,
     ) -> None:
         """``augment`` None means: augment the train split, not the test split."""
         if split not in SPLITS:
             raise ValueError(f"unknown Human36M split {split!r}; known: {', '.join(SPLITS)}")
         self.split = split
-        super().__init__(root, fit_model, reference_compat, seed, strict, split == "train" if augment is None else augment)
+        super().__init__(root, fit_model, reference_compat, seed, strict, split == "train" if augment is None else augment,
+                         bbox_3d_size)
 
     def annotation_file(self, subject: int, kind: str) -> Path:
         return self.root / "annotations" / f"Human36M_subject{subject}_{kind}.json"
@@ -104,10 +106,7 @@ class Human36M(TrainDataset):
         fit_path = self.annotation_file(subject, "smpl_param")
         fits_raw = load_json(fit_path, f"Human3.6M subject {subject} SMPL fits")
 
-        images = {}  # id -> (record, where)
-        for k, im in enumerate(require_list(db, "images", data_path, "the file")):
-            image_id = require_int(im, "id", data_path, f"images[{k}]")
-            images[image_id] = (im, f"image {image_id} (images[{k}])")
+        images = ImageIndex(db, data_path)
         camera_cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         out: list[PersonRecord] = []
         counts = self.filter_counts
@@ -115,10 +114,7 @@ class Human36M(TrainDataset):
             aid = require_int(ann, "id", data_path, f"annotations[{k}]")
             where = f"annotation {aid} (annotations[{k}])"
             counts["annotations"] += 1
-            image_id = require_int(ann, "image_id", data_path, where)
-            if image_id not in images:
-                raise DataError(f"{data_path}: {where} refers to image_id {image_id}, which is not in 'images'")
-            img, iwhere = images[image_id]
+            img, iwhere = images.find(require_int(ann, "image_id", data_path, where), where)
             frame = require_int(img, "frame_idx", data_path, iwhere)
             if frame % every != 0:
                 counts["other_frame"] += 1

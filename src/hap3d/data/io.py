@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import ItemsView
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +87,17 @@ def require_int(record: Any, key: str, path: Path | str, where: str) -> int:
     raise DataError(f"{path}: {where} field '{key}' is {value!r} ({_kind(value)}), expected an integer")
 
 
-def require_number(record: Any, key: str, path: Path | str, where: str) -> float:
-    """record[key] as a finite float."""
-    value = require(record, key, path, where)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
-        return float(value)
-    raise DataError(f"{path}: {where} field '{key}' is {value!r} ({_kind(value)}), expected a finite number")
+def optional_number(record: Any, key: str, path: Path | str, where: str) -> float | None:
+    """record[key] as a finite float; None when the field is missing, null, NaN or infinite (the caller decides
+    what "no value" means). Any other type (a string, a list) is an error."""
+    if not isinstance(record, dict):
+        raise DataError(f"{path}: {where} is {_kind(record)}, expected an object with field '{key}'")
+    value = record.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DataError(f"{path}: {where} field '{key}' is {value!r} ({_kind(value)}), expected a number")
+    return float(value) if np.isfinite(value) else None
 
 
 def require_str(record: Any, key: str, path: Path | str, where: str) -> str:
@@ -99,6 +105,27 @@ def require_str(record: Any, key: str, path: Path | str, where: str) -> str:
     if not isinstance(value, str):
         raise DataError(f"{path}: {where} field '{key}' is {value!r} ({_kind(value)}), expected a string")
     return value
+
+
+class ImageIndex:
+    """A COCO-style file's 'images' list by id, each image with its place for messages ("image 7 (images[2])")."""
+
+    def __init__(self, db: Any, path: Path | str) -> None:
+        self.path = path
+        self._images: dict[int, tuple[dict, str]] = {}
+        for k, im in enumerate(require_list(db, "images", path, "the file")):
+            image_id = require_int(im, "id", path, f"images[{k}]")
+            self._images[image_id] = (im, f"image {image_id} (images[{k}])")
+
+    def find(self, image_id: int, where: str) -> tuple[dict, str]:
+        """The image that the annotation at ``where`` refers to, or a DataError when 'images' has no such id."""
+        found = self._images.get(image_id)
+        if found is None:
+            raise DataError(f"{self.path}: {where} refers to image_id {image_id}, which is not in 'images'")
+        return found
+
+    def items(self) -> ItemsView[int, tuple[dict, str]]:
+        return self._images.items()
 
 
 def as_array(

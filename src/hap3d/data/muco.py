@@ -25,7 +25,7 @@ import numpy as np
 from hap3d.body.joints import convert_joints
 from hap3d.data.base import PackedRecords, PersonRecord, TrainDataset, overlapping_people, read_fit
 from hap3d.data.fit import FitTargets
-from hap3d.data.io import DataError, as_array, load_json, require, require_int, require_list, require_str
+from hap3d.data.io import DataError, ImageIndex, as_array, load_json, require, require_int, require_list, require_str
 from hap3d.data.transforms import Augmentation, process_bbox
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,7 @@ class MuCo(TrainDataset):
              "fit_non_finite"), 0
         )
         records = []
-        for k, img in enumerate(require_list(db, "images", path, "the file")):
-            image_id = require_int(img, "id", path, f"images[{k}]")
-            iwhere = f"image {image_id} (images[{k}])"
+        for image_id, (img, iwhere) in ImageIndex(db, path).items():
             counts["images"] += 1
             anns = by_image.pop(image_id, [])
             counts["annotations"] += len(anns)

@@ -20,7 +20,18 @@ import numpy as np
 import torch
 
 from hap3d.body.joints import convert_joints, get_joint_set
-from hap3d.data.io import DataError, as_array, load_json, read_image_bgr, require, require_int, require_list, require_str
+from hap3d.data import pw3d_annotation_file
+from hap3d.data.io import (
+    DataError,
+    ImageIndex,
+    as_array,
+    load_json,
+    read_image_bgr,
+    require,
+    require_int,
+    require_list,
+    require_str,
+)
 from hap3d.data.transforms import (
     NO_AUGMENTATION,
     add_midpoint,
@@ -70,7 +81,7 @@ class PW3D(torch.utils.data.Dataset):
 
     @property
     def annotation_file(self) -> Path:
-        return self.root / f"3DPW_latest_{self.split}.json"
+        return self.root / pw3d_annotation_file(self.crowd)
 
     @property
     def hhrnet_file(self) -> Path:
@@ -79,10 +90,7 @@ class PW3D(torch.utils.data.Dataset):
     def _load(self) -> list[PW3DRecord]:
         path = self.annotation_file
         db = load_json(path, "3DPW annotation file")
-        images = {}  # id -> (record, where)
-        for k, im in enumerate(require_list(db, "images", path, "the file")):
-            image_id = require_int(im, "id", path, f"images[{k}]")
-            images[image_id] = (im, f"image {image_id} (images[{k}])")
+        images = ImageIndex(db, path)
         hhrnet = None
         if self.crowd:
             hpath = self.hhrnet_file
@@ -95,10 +103,7 @@ class PW3D(torch.utils.data.Dataset):
         for k, ann in enumerate(require_list(db, "annotations", path, "the file")):
             aid = require_int(ann, "id", path, f"annotations[{k}]")
             where = f"annotation {aid} (annotations[{k}])"
-            image_id = require_int(ann, "image_id", path, where)
-            if image_id not in images:
-                raise DataError(f"{path}: {where} refers to image_id {image_id}, which is not in 'images'")
-            img, iwhere = images[image_id]
+            img, iwhere = images.find(require_int(ann, "image_id", path, where), where)
             seq = require_str(img, "sequence", path, iwhere)
             if self.crowd and not any(s in seq for s in CROWD_SEQUENCES):
                 continue

@@ -14,7 +14,7 @@ import numpy as np
 
 INPUT_SIZE = 256  # crop side in pixels
 HEATMAP_SIZE = 64  # "64-space"
-BBOX_3D_SIZE = 2.0  # metres: depth range [-1, 1] m around the root maps to [0, 64)
+BBOX_3D_SIZE = 2.0  # metres: depth range [-1, 1] m around the root maps to [0, 64) (model.bbox_3d_size)
 BBOX_SCALE = 1.25
 JOINT_BBOX_EXTEND = 1.2
 
@@ -185,9 +185,11 @@ def to_heatmap_space(xy: np.ndarray, input_size: int = INPUT_SIZE, heatmap_size:
     return xy * (heatmap_size / input_size)
 
 
-def depth_to_heatmap(z_rel: np.ndarray, unit: float = 1.0, heatmap_size: int = HEATMAP_SIZE) -> np.ndarray:
-    """Root-relative depth (in metres, or mm with unit=1000) -> [0, 64) for +-1 m."""
-    return (z_rel / (BBOX_3D_SIZE / 2 * unit) + 1) / 2 * heatmap_size
+def depth_to_heatmap(
+    z_rel: np.ndarray, unit: float = 1.0, heatmap_size: int = HEATMAP_SIZE, bbox_3d_size: float = BBOX_3D_SIZE
+) -> np.ndarray:
+    """Root-relative depth (in metres, or mm with unit=1000) -> [0, 64) for +-bbox_3d_size/2 metres."""
+    return (z_rel / (bbox_3d_size / 2 * unit) + 1) / 2 * heatmap_size
 
 
 def inside_mask(coords: np.ndarray, use_depth: bool, heatmap_size: int = HEATMAP_SIZE) -> np.ndarray:

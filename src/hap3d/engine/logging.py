@@ -8,9 +8,12 @@ loader's skipped images) land in it too. Rank 0 writes ``train.log``; another ra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from hap3d.utils import atomic_write
@@ -24,8 +27,8 @@ def attach_file_handler(path: Path, level: int) -> logging.Handler:
     DataLoader workers call this too: forked ones inherit the handler, spawned ones need their own.
     """
     package = logging.getLogger("hap3d")
-    for h in package.handlers:
-        if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.absolute():
+    for h in package.handlers:  # FileHandler keeps os.path.abspath of its file: compare that form ('..' resolved)
+        if isinstance(h, logging.FileHandler) and h.baseFilename == os.path.abspath(path):
             return h
     handler = logging.FileHandler(path, delay=True)  # a rank with nothing to report leaves no file
     handler.setFormatter(FORMAT)
@@ -36,6 +39,29 @@ def attach_file_handler(path: Path, level: int) -> logging.Handler:
     return handler
 
 
+def run_log_file(run_dir: Path, rank: int) -> tuple[Path, int]:
+    """The text log of process ``rank`` in ``run_dir`` and the lowest level it records."""
+    if rank == 0:
+        return run_dir / "train.log", logging.INFO
+    return run_dir / f"train.rank{rank}.log", logging.WARNING
+
+
+@contextlib.contextmanager
+def run_log(run_dir: Path, rank: int) -> Iterator[None]:
+    """The ``hap3d`` package's records go to the run's text log while inside: the readers' load-time warnings and
+    tallies come before the Trainer's :class:`RunLogger` exists (which then reuses this handler)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    package = logging.getLogger("hap3d")
+    level_before = package.level
+    handler = attach_file_handler(*run_log_file(run_dir, rank))
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        handler.close()
+        package.setLevel(level_before)
+
+
 class RunLogger:
     def __init__(self, run_dir: Path, rank: int = 0, history: dict | None = None) -> None:
         self.run_dir = run_dir
@@ -44,8 +70,7 @@ class RunLogger:
         self.log = logging.getLogger("hap3d.train")
         self._tb = None
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.file = run_dir / ("train.log" if self.enabled else f"train.rank{rank}.log")
-        self.level = logging.INFO if self.enabled else logging.WARNING
+        self.file, self.level = run_log_file(run_dir, rank)
         self._package_level = logging.getLogger("hap3d").level
         self._handler = attach_file_handler(self.file, self.level)
 

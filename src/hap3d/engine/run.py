@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 
 from hap3d.config import Config
-from hap3d.data import build_fit_model, dataset_class, dataset_root
+from hap3d.data import build_fit_model, dataset_class, dataset_root, pw3d_annotation_file
 from hap3d.data.io import DataError
 from hap3d.engine.distributed import DistInfo, cleanup, init_distributed
 from hap3d.engine.evaluate import EvalResult, Evaluator
+from hap3d.engine.logging import run_log
 from hap3d.engine.train import Trainer
 from hap3d.model import build_model
 from hap3d.model.checkpoint import infer_model_config, load_backbone_checkpoint, load_model_checkpoint, read_checkpoint
@@ -26,7 +27,8 @@ def build_train_set(cfg: Config) -> torch.utils.data.Dataset:
 
     def group(names: list[str]) -> torch.utils.data.Dataset | None:
         sets = [
-            dataset_class(n)(dataset_root(cfg.data.root, n), fit, reference_compat=compat, seed=cfg.train.seed, strict=cfg.data.strict)
+            dataset_class(n)(dataset_root(cfg.data.root, n), fit, reference_compat=compat, seed=cfg.train.seed,
+                             strict=cfg.data.strict, bbox_3d_size=cfg.model.bbox_3d_size)
             for n in names
         ]
         return torch.utils.data.ConcatDataset(sets) if sets else None
@@ -57,28 +59,31 @@ def has_test_set(cfg: Config) -> bool:
         root = dataset_root(cfg.data.root, "PW3D")
     except DataError:
         return False
-    return (root / f"3DPW_latest_{'validation' if cfg.data.crowd else 'test'}.json").is_file()
+    return (root / pw3d_annotation_file(cfg.data.crowd)).is_file()
 
 
 def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, float]:
-    """Train (single process or under torchrun) and evaluate the final epoch on the configured test set."""
-    info = init_distributed(cfg.eval.device if cfg.eval.device != "auto" else "auto", cfg.train.dist_timeout_minutes)
+    """Train (single process or under torchrun) and evaluate the final epoch on the configured test set.
+
+    The run's text log is open from the start, so the readers' load-time warnings and tallies land in it too."""
+    info = init_distributed(cfg.eval.device, cfg.train.dist_timeout_minutes)
     torch.manual_seed(cfg.train.seed)  # the same initial weights in every process (the Trainer reseeds per rank)
     try:
-        model = make_model(cfg, info)
-        train_set = build_train_set(cfg)
-        evaluate_fn = None
-        if info.is_main and has_test_set(cfg):  # only rank 0 evaluates
-            test_set = build_test_set(cfg)
-            evaluator = Evaluator(cfg.data.body_model_dir, info.device)
+        with run_log(Path(run_dir), info.rank):
+            model = make_model(cfg, info)
+            train_set = build_train_set(cfg)
+            evaluate_fn = None
+            if info.is_main and has_test_set(cfg):  # only rank 0 evaluates
+                test_set = build_test_set(cfg)
+                evaluator = Evaluator(cfg.data.body_model_dir, info.device)
 
-            def evaluate_fn(m: HapModel) -> EvalResult:
-                return evaluator.run(m, test_set, cfg.eval.test_batch_size, amp=cfg.eval.amp, progress=progress)
+                def evaluate_fn(m: HapModel) -> EvalResult:
+                    return evaluator.run(m, test_set, cfg.eval.test_batch_size, amp=cfg.eval.amp, progress=progress)
 
-        trainer = Trainer(cfg, model, train_set, run_dir, info, evaluate_fn, progress=progress)
-        if resume and not trainer.load_state() and info.is_main:
-            print(f"nothing to resume in {run_dir}; starting from scratch")
-        return trainer.run()
+            trainer = Trainer(cfg, model, train_set, run_dir, info, evaluate_fn, progress=progress)
+            if resume and not trainer.load_state() and info.is_main:
+                print(f"nothing to resume in {run_dir}; starting from scratch")
+            return trainer.run()
     finally:
         cleanup(info)
 

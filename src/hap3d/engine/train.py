@@ -4,7 +4,8 @@ A run directory holds ``config.yaml``, ``train.log``, ``history.json``, plots, `
 training state, rewritten atomically at every epoch end, before the epoch's evaluation, and every
 ``ckpt_every_steps`` steps) and ``checkpoints/epoch_N.safetensors`` (the model after epoch N, in the hap3d
 format). ``--resume`` continues from ``last.pt``: same epoch, same position in the epoch's sample order, same
-optimizer, scaler and per-process RNG state; the learning rate is recomputed from (epoch, step).
+optimizer, scaler and per-process RNG state, and the running loss sums of the epoch (so its means cover every step);
+the learning rate is recomputed from (epoch, step).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from hap3d.config import Config, to_dict
+from hap3d.config import Config, ModelConfig, to_dict
 from hap3d.data.mix import set_epoch
 from hap3d.engine.distributed import DistInfo, all_gather_object, all_reduce_mean, all_reduce_sum, barrier, broadcast_object
 from hap3d.engine.logging import RunLogger, attach_file_handler
@@ -158,7 +159,9 @@ class Trainer:
             worker_init_fn=functools.partial(_worker_init, log_file=self.logger.file, level=self.logger.level),
         )
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.bad_steps = 0
+        self.epoch_sums: dict[str, float] = {}  # the current epoch's summed step losses (taken steps) ...
+        self.epoch_count = 0  # ... and their number: saved with the state, so the epoch means survive a resume
+        self.bad_steps = 0  # consecutive non-finite steps
         self.bad_steps_total = 0
         self.pending_eval: int | None = None  # an epoch whose evaluation was due when last.pt was written
         self.replaced_samples = 0  # unreadable samples replaced by others, on this process since the (re)start
@@ -192,6 +195,9 @@ class Trainer:
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
+            "epoch_sums": self.epoch_sums,
+            "epoch_count": self.epoch_count,
+            "bad_steps": self.bad_steps,
             "bad_steps_total": self.bad_steps_total,
             "replaced_samples": replaced,
             "pending_eval": self.pending_eval,
@@ -202,26 +208,35 @@ class Trainer:
         atomic_write(self.state_path, lambda p: torch.save(state, p))
 
     def load_state(self, path: str | Path | None = None) -> bool:
-        """Restore the full training state; False if there is nothing to resume from."""
+        """Restore the full training state; False if there is nothing to resume from.
+
+        A collective under DDP: every process reads the file itself, so all must find the same one; otherwise the
+        collectives of the resumed run would pair different steps. A disagreement stops every process with the
+        mismatch named."""
         path = Path(path) if path else self.state_path
-        if not path.is_file():
+        state, problem = None, None
+        if path.is_file():
+            try:
+                state = self._read_state(path)
+            except Exception as err:  # reported by every process together below, so that none waits for the others
+                problem = str(err) if isinstance(err, Hap3dError) else f"{path} cannot be read ({type(err).__name__}: {err})"
+        position = None if state is None else (state["epoch"], state["step_in_epoch"], state["global_step"])
+        self._check_same_state(all_gather_object((position, problem), self.info), path)
+        if state is None:
             return False
-        with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS):
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format") != TRAIN_STATE_FORMAT:
-            raise Hap3dError(f"{path}: not a hap3d training state (use `hap3d convert` for model checkpoints)")
-        saved, ours = state["config"]["model"], to_dict(self.cfg.model)
-        changed = [f"{k} {v!r} -> {ours[k]!r}" for k, v in saved.items() if k in ours and ours[k] != v]
-        if changed:
-            raise Hap3dError(
-                f"{path} was written by a run with another model configuration ({'; '.join(changed)}); "
-                "resume with the run's own config, or train into a new run directory"
-            )
+        saved = state["config"]["model"]
+        for key in sorted(ModelConfig.TRAINING_ONLY & saved.keys()):
+            now = getattr(self.cfg.model, key)
+            if saved[key] != now and self.info.is_main:
+                self.logger.warning(f"resuming {path} with model.{key} {saved[key]!r} -> {now!r} (training-only: "
+                                    "takes effect from here)")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.bad_steps_total = state["global_step"], state["bad_steps_total"]
+        self.epoch_sums, self.epoch_count = state.get("epoch_sums", {}), state.get("epoch_count", 0)
+        self.bad_steps = state.get("bad_steps", 0)
         self.pending_eval = state.get("pending_eval")
         self.replaced_before = state.get("replaced_samples", 0) if self.info.is_main else 0  # counted once in the sum
         self.replaced_samples = 0
@@ -229,6 +244,45 @@ class Trainer:
         self.logger.history = state["history"]
         self.logger.info(f"resumed from {path}: epoch {self.epoch}, step {self.step_in_epoch} (global step {self.global_step})")
         return True
+
+    def _read_state(self, path: Path) -> dict[str, Any]:
+        """last.pt, checked to be a training state of this network (training-only model keys may differ)."""
+        with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != TRAIN_STATE_FORMAT:
+            raise Hap3dError(f"{path}: not a hap3d training state (use `hap3d convert` for model checkpoints)")
+        saved, ours = state["config"]["model"], to_dict(self.cfg.model)
+        changed = [f"{k} {v!r} -> {ours[k]!r}" for k, v in saved.items()
+                   if k in ours and ours[k] != v and k not in ModelConfig.TRAINING_ONLY]
+        if changed:
+            raise Hap3dError(
+                f"{path} was written by a run with another model configuration ({'; '.join(changed)}); resume with the "
+                f"run's own config (only {', '.join(sorted(ModelConfig.TRAINING_ONLY))} may change), or train into a new "
+                "run directory"
+            )
+        return state
+
+    def _check_same_state(self, seen: list[tuple[tuple[int, int, int] | None, str | None]], path: Path) -> None:
+        """Raise, on every process alike, if one could not read the state or the processes found different ones."""
+        problems = [(rank, p) for rank, (_, p) in enumerate(seen) if p is not None]
+        if problems:
+            rank, problem = problems[0]
+            raise Hap3dError(f"rank {rank}: {problem}" if len(seen) > 1 else problem)
+        groups: dict[tuple[int, int, int] | None, list[int]] = {}
+        for rank, (position, _) in enumerate(seen):
+            groups.setdefault(position, []).append(rank)
+        if len(groups) == 1:
+            return
+        found = "; ".join(
+            f"rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))}: "
+            + ("no such file" if pos is None else f"epoch {pos[0]}, step {pos[1]} (global step {pos[2]})")
+            for pos, ranks in groups.items()
+        )
+        what = "some processes cannot find" if None in groups else "the processes found different training states in"
+        raise Hap3dError(
+            f"cannot resume: {what} {path} ({found}). Every process reads the run directory itself, so it must be on "
+            "storage all nodes share (not a node-local disk), and no other run may write to it."
+        )
 
     def _restore_rng(self, saved: list[dict[str, Any]] | None, path: Path) -> None:
         """Each process takes its own saved RNG state; with another process count, fresh per-rank seeds."""
@@ -323,8 +377,7 @@ class Trainer:
                         m.eval()
             bar = tqdm(total=steps_per_epoch, initial=self.step_in_epoch, desc=f"epoch {epoch + 1}/{cfg.train.end_epoch}",
                        disable=not self.progress, unit="step", dynamic_ncols=True)
-            sums: dict[str, float] = {}
-            count, t0 = 0, time.time()
+            taken, t0 = 0, time.time()  # steps taken by this process in this epoch, for images/s
             for batch in self.loader:
                 if self.step_in_epoch >= steps_per_epoch:
                     break
@@ -346,10 +399,11 @@ class Trainer:
                         )
                 else:
                     self.bad_steps = 0
-                    count += 1
+                    taken += 1
+                    self.epoch_count += 1
                     for k, v in logged.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                img_s = count * cfg.train.train_batch_size * self.info.world_size / max(time.time() - t0, 1e-9)
+                        self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + v
+                img_s = taken * cfg.train.train_batch_size * self.info.world_size / max(time.time() - t0, 1e-9)
                 if not skipped and (self.global_step % cfg.train.log_every == 0 or self.step_in_epoch == steps_per_epoch):
                     lr = self.optimizer.param_groups[0]["lr"]
                     self.logger.step(self.global_step, epoch, logged | {"lr": lr})
@@ -362,9 +416,10 @@ class Trainer:
                 if cfg.train.ckpt_every_steps and self.global_step % cfg.train.ckpt_every_steps == 0:
                     self.save_state()
             bar.close()
-            epoch_stats = {k: v / max(count, 1) for k, v in sums.items()} | {
+            epoch_stats = {k: v / max(self.epoch_count, 1) for k, v in self.epoch_sums.items()} | {
                 "skipped_steps": self.bad_steps_total, "replaced_samples": self.replaced_total()}
             self.epoch, self.step_in_epoch = epoch + 1, 0
+            self.epoch_sums, self.epoch_count = {}, 0
             if self.info.is_main:
                 save_model_checkpoint(self.run_dir / "checkpoints" / f"epoch_{epoch}.safetensors", self.model, cfg.model,
                                       {"epoch": epoch, "global_step": self.global_step})
@@ -404,5 +459,5 @@ class Trainer:
 
 def _worker_init(worker_id: int, log_file: Path, level: int) -> None:
     torch.set_num_threads(1)
-    np.random.seed((torch.initial_seed() + worker_id) % 2**32)
+    np.random.seed(torch.initial_seed() % 2**32)  # the worker's torch seed: base seed + worker_id already
     attach_file_handler(log_file, level)  # inherited when forked; spawned workers need their own

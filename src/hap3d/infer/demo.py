@@ -2,14 +2,16 @@
 
 Per item ``<out>/<name>/``: ``overlay.png`` (meshes over the photo, one shared depth buffer), ``side.png`` (the
 same people seen from the side), ``person_<k>.{obj,ply,glb,npz,json}``; and for the run ``<out>/summary.json``
-(settings, and per item: status, people, skipped people with reasons, error). ``<name>`` is the image's stem, or
-its full file name when two inputs share a stem (``a.jpg/``, ``a.png/``), or the frame name ``<video stem>_<index
-:06d>``. Every item is handled on its own: an unreadable image or a keypoint entry without its image is reported
-and the others still finish. People from consecutive items share model forwards of up to ``batch_size`` crops.
+(settings, and per item: status, people, skipped people with reasons, error). ``<name>`` is the image's stem
+(see :func:`folder_names` for inputs that would share a folder), or the frame name ``<video stem>_<index:06d>``.
+Every item is handled on its own: an unreadable image or a keypoint entry without its image is reported and the
+others still finish. People from consecutive items share model forwards of up to ``batch_size`` crops. A run that
+stops part-way (Ctrl-C, a video that cannot be read on) still writes summary.json, marked ``interrupted``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -32,12 +34,14 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 MESH_FORMATS = ("obj", "ply", "glb")
+SUMMARY = "summary.json"
 
 
 @dataclass
 class ItemReport:
     """One input in summary.json. ``status``: 'ok'; 'failed' (``error`` says why; exit code 1); or 'skipped' (a
-    video frame with nobody in the keypoints, ``note`` says so; frames without people are normal in a video)."""
+    video frame with nobody in the keypoints, or nobody reconstructable, ``note`` says why; frames without people
+    are normal in a video). ``people`` counts only people whose files were written."""
 
     name: str
     status: str = "ok"
@@ -59,7 +63,6 @@ class _Pending:
     report: ItemReport
     image: np.ndarray
     prepared: list[PreparedPerson]
-    skipped: list[tuple[int, str]]
     given: int  # people in the keypoints
     out_dir: Path
 
@@ -110,44 +113,97 @@ def frame_count(path: Path) -> int | None:
 class KeypointMatcher:
     """Finds an item's key in a keypoint file, whose naming rarely matches the inputs' exactly.
 
-    An image matches by file name, then by stem, then (all-digit stems) by the COCO integer image id:
-    ``000000397133.jpg`` finds ``'397133'``. A video frame ``<stem>_<index>`` matches by name, then by its index
-    whatever the zero padding: the demo names frame 12 ``clip_000012``, OpenPose on the video ``clip_000000000012``.
+    An image matches a key equal to its file name, else a key whose last path part is (``sub/a.jpg``); else a key
+    without an image suffix equal to its stem (``a`` for ``a.jpg``; OpenPose's ``a`` from ``a_keypoints.json``);
+    else, for an all-digit stem, an all-digit key without suffix by value: the COCO image id (``000000397133.jpg``
+    finds ``'397133'``). A key with an image suffix never matches another file: ``a.png``'s people are not
+    ``a.jpg``'s.
+
+    A video frame ``<stem>_<index>`` matches by name, then by its index whatever the zero padding or image suffix:
+    the demo names frame 12 ``clip_000012``, OpenPose on the video ``clip_000000000012``.
+
+    Nothing is shared silently: when several keys match an item at the same rule, or one key matches several of
+    ``items`` (the images, known up front), :meth:`find` raises a DataError naming them, for each such item.
     """
 
-    def __init__(self, keys: Iterable[str], video_stem: str | None = None) -> None:
+    def __init__(self, keys: Iterable[str], video_stem: str | None = None, items: Iterable[str] = ()) -> None:
         self.video_stem = video_stem
-        self.by_name: dict[str, str] = {}
-        self.by_stem: dict[str, str] = {}
-        self.by_frame: dict[int, str] = {}
         self.used: set[str] = set()
-        for key in keys:
-            path = Path(key)
-            for table, alias in ((self.by_name, key), (self.by_name, path.name), (self.by_stem, path.stem)):
-                table.setdefault(alias, key)
-            for text in (key, path.stem):
-                index = self._frame_index(text)
-                if index is not None:
-                    self.by_frame.setdefault(index, key)
+        self._rules: list[dict[object, list[str]]] = [{}, {}, {}, {}]  # key, its file name, stem, number
+        for key in dict.fromkeys(keys):
+            for rule, alias in self._key_aliases(key):
+                self._rules[rule].setdefault(alias, []).append(key)
+        claims: dict[str, list[str]] = {}
+        for item in items:
+            found = self._keys_for(item)
+            if len(found) == 1:
+                claims.setdefault(found[0], []).append(item)
+        self._shared = {key: names for key, names in claims.items() if len(names) > 1}
+
+    def _key_aliases(self, key: str) -> Iterator[tuple[int, object]]:
+        name = Path(key).name
+        bare = _without_image_suffix(name)
+        yield 0, key
+        yield 1, name
+        if self.video_stem is not None:
+            index = self._frame_index(bare)
+            if index is not None:
+                yield 3, index
+        elif bare == name:  # a key with an image suffix names that file only
+            yield 2, name
+            if _is_digits(name):
+                yield 3, int(name)
+
+    def _item_aliases(self, item: str) -> Iterator[tuple[int, object]]:
+        yield 0, item
+        yield 1, item
+        if self.video_stem is not None:  # a frame name is not a file name: 'my.clip_000001' has no suffix
+            index = self._frame_index(item)
+            if index is not None:
+                yield 3, index
+            return
+        stem = Path(item).stem
+        yield 2, stem
+        if _is_digits(stem):
+            yield 3, int(stem)
 
     def _frame_index(self, text: str) -> int | None:
         prefix = f"{self.video_stem}_"
         digits = text[len(prefix):]
-        return int(digits) if self.video_stem is not None and text.startswith(prefix) and digits.isdigit() else None
+        return int(digits) if text.startswith(prefix) and _is_digits(digits) else None
+
+    def _keys_for(self, item: str) -> list[str]:
+        """The keys of the first rule that matches ``item`` at all (usually one)."""
+        for rule, alias in self._item_aliases(item):
+            found = self._rules[rule].get(alias)
+            if found:
+                return found
+        return []
 
     def find(self, name: str) -> str | None:
-        """The key for item ``name`` (and remember it was used), or None."""
-        if self.video_stem is None:
-            stem = Path(name).stem
-            candidates = [name, stem] + ([str(int(stem))] if stem.isdigit() else [])
-        else:  # a frame name is not a file name: 'my.clip_000001' has no suffix
-            candidates = [name]
-        key = next((t[c] for c in candidates for t in (self.by_name, self.by_stem) if c in t), None)
-        if key is None and self.video_stem is not None:
-            key = self.by_frame.get(self._frame_index(name))
-        if key is not None:
-            self.used.add(key)
+        """The key for item ``name`` (remembered as used, as are ambiguous ones: they are reported here), or None."""
+        found = self._keys_for(name)
+        self.used.update(found)
+        if len(found) > 1:
+            raise DataError(f"several keypoint entries match this item: {', '.join(map(repr, found))}; "
+                            "keep one, or key it by the item's full file name")
+        if not found:
+            return None
+        key = found[0]
+        if key in self._shared:
+            raise DataError(f"keypoint entry {key!r} matches several inputs ({', '.join(self._shared[key])}), so "
+                            "it is used for none of them; key it by the full file name of the image it belongs to")
         return key
+
+
+def _without_image_suffix(name: str) -> str:
+    suffix = Path(name).suffix
+    return name[: -len(suffix)] if suffix.lower() in IMAGE_SUFFIXES else name
+
+
+def _is_digits(text: str) -> bool:
+    """Whether ``int(text)`` reads ``text`` as digits: ``str.isdigit`` alone accepts '²', which int() rejects."""
+    return text.isascii() and text.isdigit()
 
 
 def person_record(p: PersonPrediction) -> dict[str, np.ndarray]:
@@ -199,15 +255,33 @@ def _imwrite(tmp: str, rgb: np.ndarray) -> None:
     Path(tmp).write_bytes(buf.tobytes())
 
 
+def folder_names(images: list[Path]) -> list[str]:
+    """Each image's output folder, distinct even where the filesystem ignores case: its stem; its full file name
+    when that stem is shared (``a.jpg/``, ``a.png/``) or would still clash (``a.jpg.png`` beside ``a.jpg``, or
+    ``summary.json.png``); then a numeric suffix (``photo.jpg_2/`` for ``Photo.JPG`` beside ``photo.jpg``)."""
+    stems = Counter(p.stem.casefold() for p in images)
+    names = [p.stem if stems[p.stem.casefold()] == 1 else p.name for p in images]
+    clashes = Counter(n.casefold() for n in [*names, SUMMARY])
+    names = [p.name if clashes[n.casefold()] > 1 else n for p, n in zip(images, names)]
+    avoid = {n.casefold() for n in names} | {SUMMARY}  # a suffixed name must not take another input's own
+    seen = {SUMMARY}
+    unique = []
+    for n in names:
+        if n.casefold() in seen:
+            n = next(c for k in itertools.count(2) if (c := f"{n}_{k}").casefold() not in avoid)
+            avoid.add(n.casefold())
+        seen.add(n.casefold())
+        unique.append(n)
+    return unique
+
+
 def _items(images: list[Path], video: Path | None) -> Iterator[tuple[str, str, Path | np.ndarray]]:
-    """(item name, output folder name, image path or RGB frame); inputs sharing a stem keep their full names."""
+    """(item name, output folder name, image path or RGB frame)."""
     if video is not None:
         for name, frame in video_frames(video):
             yield name, name, frame
         return
-    stems = Counter(p.stem for p in images)
-    for p in images:
-        yield p.name, p.stem if stems[p.stem] == 1 else p.name, p
+    yield from ((p.name, folder, p) for p, folder in zip(images, folder_names(images)))
 
 
 def _record_failure(rep: ItemReport, err: BaseException) -> None:
@@ -219,11 +293,21 @@ def _record_failure(rep: ItemReport, err: BaseException) -> None:
         rep.fail(f"{type(err).__name__}: {err}")
 
 
+def _run(predictor: Predictor, prepared: list[PreparedPerson]) -> list[PersonPrediction]:
+    """``run_prepared``, checked: results go to items by position, so one missing would shift later items' people."""
+    people = predictor.run_prepared(prepared)
+    got, want = [p.person_index for p in people], [p.index for p in prepared]
+    if got != want:
+        raise RuntimeError(f"internal error: the predictor returned {len(got)} results (person indices {got}) for "
+                           f"{len(want)} crops (person indices {want}); results cannot be matched to their images")
+    return people
+
+
 def _forward(predictor: Predictor, batch: list[_Pending]) -> list[list[PersonPrediction] | Exception]:
     """Each item's people from one forward over the whole batch. If that fails, each item runs alone, so the error
     lands on the item that caused it and the others still finish."""
     try:
-        flat = predictor.run_prepared([p for item in batch for p in item.prepared])
+        flat = _run(predictor, [p for item in batch for p in item.prepared])
     except Exception as err:  # attributed to an item below
         if len(batch) == 1:
             return [err]
@@ -231,7 +315,7 @@ def _forward(predictor: Predictor, batch: list[_Pending]) -> list[list[PersonPre
         results: list[list[PersonPrediction] | Exception] = []
         for item in batch:
             try:
-                results.append(predictor.run_prepared(item.prepared))
+                results.append(_run(predictor, item.prepared))
             except Exception as item_err:  # reported on its item
                 results.append(item_err)
         return results
@@ -252,16 +336,19 @@ def _flush(predictor: Predictor, batch: list[_Pending], formats: tuple[str, ...]
             _record_failure(item.report, err)
 
 
+def _reasons(rep: ItemReport) -> str:
+    return "; ".join(f"person {s['person']}: {s['reason']}" for s in rep.skipped)
+
+
 def _finish(item: _Pending, people: list[PersonPrediction], faces: np.ndarray, formats: tuple[str, ...],
             backend: str) -> None:
     rep = item.report
-    rep.people = len(people)
-    rep.skipped = [{"person": i, "reason": r} for i, r in item.skipped]
     if not people:
-        reasons = "; ".join(f"person {i}: {r}" for i, r in item.skipped)
-        rep.fail(f"no person could be reconstructed: {reasons}" if item.given else "no person in the keypoint file")
+        rep.fail(f"no person could be reconstructed: {_reasons(rep)}" if item.given
+                 else "no person in the keypoint file")
     views = render_views(item.image, people, faces, backend)
     rep.outputs = write_item(item.out_dir, views, people, faces, formats)
+    rep.people = len(people)  # only now: num_people counts people whose files exist
 
 
 def run_demo(
@@ -277,14 +364,51 @@ def run_demo(
 ) -> tuple[int, list[ItemReport]]:
     """Process every input; returns (exit code: 0 all fine, 1 any item failed, reports).
 
-    ``keypoint_errors``: image name -> why it has no keypoints (``read_keypoints(...).errors``, or the detector's
-    failures), reported as is. ``settings`` (e.g. the checkpoint) go into summary.json with the predictor's."""
+    ``keypoint_errors``: image name -> why it has no keypoints (by default ``keypoints.errors`` of
+    :func:`read_keypoints`; or the detector's failures), reported as is. ``settings`` (e.g. the checkpoint) go into
+    summary.json with the predictor's. An exception that ends the run (KeyboardInterrupt, a video that cannot be
+    read on) is re-raised after summary.json records what was done, with ``interrupted`` and the ``error``."""
     formats = check_formats(formats)
-    errors = dict(keypoint_errors or {})
+    errors = dict(getattr(keypoints, "errors", {}) if keypoint_errors is None else keypoint_errors)
     images, video = list_inputs(inputs)
-    matcher = KeypointMatcher([*keypoints, *errors], None if video is None else video.stem)
     reports: list[ItemReport] = []
     start = time.time()
+
+    def write_summary(stopped: BaseException | None) -> None:
+        failed = sum(r.status == "failed" for r in reports)
+        summary = {
+            "inputs": str(inputs), "seconds": time.time() - start,
+            "interrupted": stopped is not None,
+            "error": None if stopped is None else type(stopped).__name__ + (f": {stopped}" if str(stopped) else ""),
+            "settings": {**(settings or {}), "amp": predictor.amp, "device": str(predictor.device),
+                         "batch_size": predictor.batch_size, "formats": list(formats)},
+            "num_items": len(reports), "num_failed": failed,
+            "num_skipped": sum(r.status == "skipped" for r in reports), "num_people": sum(r.people for r in reports),
+            "items": [asdict(r) for r in reports],
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / SUMMARY, lambda p: Path(p).write_text(json.dumps(summary, indent=2)))
+
+    try:
+        _process(predictor, images, video, keypoints, errors, out, formats, backend, progress, reports)
+    except BaseException as err:  # Ctrl-C, or a video that stops reading: record what was done, then stop
+        for r in reports:
+            if r.status == "ok" and not r.outputs:
+                r.fail("not finished: the run stopped before this item was written")
+        try:
+            write_summary(err)
+        except OSError as write_err:  # the run's own error is the one to report
+            log.error("could not write %s: %s", out / SUMMARY, write_err)
+        raise
+    write_summary(None)
+    return (1 if any(r.status == "failed" for r in reports) else 0), reports
+
+
+def _process(predictor: Predictor, images: list[Path], video: Path | None, keypoints: Mapping[str, list[np.ndarray]],
+             errors: Mapping[str, str], out: Path, formats: tuple[str, ...], backend: str, progress: bool,
+             reports: list[ItemReport]) -> None:
+    """The items of :func:`run_demo`, each appended to ``reports`` as it starts, then the unused keypoint keys."""
+    matcher = KeypointMatcher([*keypoints, *errors], None if video is None else video.stem, [p.name for p in images])
     batch: list[_Pending] = []  # consecutive items whose crops share forwards; at most batch_size crops
     total = len(images) if video is None else frame_count(video)
     unit = "img" if video is None else "frame"
@@ -292,7 +416,11 @@ def run_demo(
                                     disable=not progress, dynamic_ncols=True):
         rep = ItemReport(name)
         reports.append(rep)
-        key = matcher.find(name)
+        try:
+            key = matcher.find(name)
+        except DataError as err:
+            rep.fail(str(err))
+            continue
         if key in errors:
             rep.fail(f"no keypoints: {errors[key]}")
             continue
@@ -310,8 +438,12 @@ def run_demo(
         except Exception as err:  # one bad item must not end the run; it is reported with its cause
             _record_failure(rep, err)
             continue
+        rep.skipped = [{"person": i, "reason": r} for i, r in skipped]
+        if video is not None and not prepared:  # only unsure or off-picture detections: an empty frame, no failure
+            rep.status, rep.note = "skipped", f"nobody to reconstruct: {_reasons(rep)}"
+            continue
         rep.output_dir = out_name
-        item = _Pending(rep, image, prepared, skipped, len(people), out / out_name)
+        item = _Pending(rep, image, prepared, len(people), out / out_name)
         if not prepared:  # nothing for the model: write it now rather than hold its image
             _flush(predictor, [item], formats, backend)
             continue
@@ -323,19 +455,7 @@ def run_demo(
             _flush(predictor, batch, formats, backend)
             batch = []
     _flush(predictor, batch, formats, backend)
-    for key in [*keypoints, *errors]:
-        if key not in matcher.used:
-            reports.append(ItemReport(key, error="keypoints given for an image that is not among the inputs",
-                                      status="failed"))
-    failed = [r for r in reports if r.status == "failed"]
-    summary = {
-        "inputs": str(inputs), "seconds": time.time() - start,
-        "settings": {**(settings or {}), "amp": predictor.amp, "device": str(predictor.device),
-                     "batch_size": predictor.batch_size, "formats": list(formats)},
-        "num_items": len(reports), "num_failed": len(failed),
-        "num_skipped": sum(r.status == "skipped" for r in reports), "num_people": sum(r.people for r in reports),
-        "items": [asdict(r) for r in reports],
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "summary.json", lambda p: Path(p).write_text(json.dumps(summary, indent=2)))
-    return (1 if failed else 0), reports
+    unused = ("keypoints given for an image that is not among the inputs" if video is None else
+              f"keypoints given for no frame of {video.name} (frames are '{video.stem}_<index>', counting from 0)")
+    reports.extend(ItemReport(key, status="failed", error=unused) for key in [*keypoints, *errors]
+                   if key not in matcher.used)

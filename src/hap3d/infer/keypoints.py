@@ -82,12 +82,19 @@ def _people(value: Any, where: str) -> list[np.ndarray]:
     return [_person(p, f"{where} person {i}") for i, p in enumerate(value)]
 
 
-def read_keypoints(path: str | Path, image_names: dict[int, str] | None = None) -> Keypoints:
-    """Read any supported keypoint source; ``image_names`` maps COCO image ids to file names when needed."""
+def read_keypoints(path: str | Path, image_names: dict[int | str, str] | None = None) -> Keypoints:
+    """Read any supported keypoint source; ``image_names`` maps COCO image ids to file names when needed.
+
+    ``image_names`` with a source keyed by image name already is a DataError rather than silently unused: the
+    caller meant the file to be COCO results."""
     path = Path(path)
+    data = None if path.is_dir() else load_json(path, "keypoint file")
+    if image_names is not None and (data is None or isinstance(data, dict)):
+        kind = "a dict by image name" if isinstance(data, dict) and "people" not in data else "OpenPose output"
+        raise DataError(f"{path}: COCO image names (from the annotation file) apply only to COCO keypoint results "
+                        f"(a JSON list keyed by image_id), but this is {kind}; leave the annotation file out")
     if path.is_dir():
         return _read_openpose_dir(path)
-    data = load_json(path, "keypoint file")
     out = Keypoints()
     if isinstance(data, dict) and "people" in data:
         out.collect(_openpose_image_name(path), lambda: _openpose_people(data, path))
@@ -102,7 +109,7 @@ def read_keypoints(path: str | Path, image_names: dict[int, str] | None = None) 
     return out
 
 
-def _read_coco_results(data: list, path: Path, image_names: dict[int, str] | None, out: Keypoints) -> None:
+def _read_coco_results(data: list, path: Path, image_names: dict[int | str, str] | None, out: Keypoints) -> None:
     """Group detections by image first, so that a bad detection costs its whole image and nothing else."""
     by_image: dict[str, list[tuple[int, dict]]] = {}
     for i, det in enumerate(data):
@@ -112,7 +119,7 @@ def _read_coco_results(data: list, path: Path, image_names: dict[int, str] | Non
         if "file_name" in det:
             name = str(det["file_name"])
         elif "image_id" in det:
-            image_id = det["image_id"]
+            image_id = _image_id(det, "image_id", path, f"detection {i}")
             name = image_names[image_id] if image_names and image_id in image_names else str(image_id)
         else:
             raise DataError(f"{where} has neither 'image_id' nor 'file_name' (expected COCO keypoint results)")
@@ -122,7 +129,7 @@ def _read_coco_results(data: list, path: Path, image_names: dict[int, str] | Non
             _person(require(d, "keypoints", path, f"detection {i}"), f"{path}: detection {i}") for i, d in dets])
 
 
-def read_coco_image_names(path: str | Path) -> dict[int, str]:
+def read_coco_image_names(path: str | Path) -> dict[int | str, str]:
     """COCO image id -> file name from an annotation file's ``images`` list (for results keyed by ``image_id``)."""
     path = Path(path)
     data = load_json(path, "COCO annotation file")
@@ -130,8 +137,19 @@ def read_coco_image_names(path: str | Path) -> dict[int, str]:
     if not isinstance(images, list):
         raise DataError(f"{path}: not a COCO annotation file (expected an object with an 'images' list of "
                         "{id, file_name})")
-    return {require(im, "id", path, f"images[{i}]"): str(require(im, "file_name", path, f"images[{i}]"))
+    return {_image_id(im, "id", path, f"images[{i}]"): str(require(im, "file_name", path, f"images[{i}]"))
             for i, im in enumerate(images)}
+
+
+def _image_id(record: Any, key: str, path: Path, where: str) -> int | str:
+    """A COCO image id: an integer (5.0 counts as 5, so it matches 5 and prints as '5') or, in custom sets, a
+    string; a list or an object could not key the id -> file name table."""
+    value = require(record, key, path, where)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise DataError(f"{path}: {where} field '{key}' is {value!r}, expected an image id (an integer or a string)")
 
 
 def _openpose_image_name(path: Path) -> str:

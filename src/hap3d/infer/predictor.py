@@ -67,15 +67,14 @@ class Predictor:
 
     def __init__(self, model: HapModel, device: str | torch.device = "cpu", amp: str = "auto", batch_size: int = 16) -> None:
         """``amp='auto'`` uses bf16 autocast where the hardware runs it natively (see tests/test_model.py for
-        the tolerance it keeps against fp32) and fp32 elsewhere."""
+        the tolerance it keeps against fp32) and fp32 elsewhere. ``batch_size``: crops per model forward."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive number of crops per forward, got {batch_size}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.amp = resolve_amp(amp, self.device.type)
         self.batch_size = batch_size
-
-    @property
-    def faces(self) -> np.ndarray:
-        return self.model.smpl.faces.cpu().numpy()
+        self.faces: np.ndarray = self.model.smpl.faces.cpu().numpy()  # (F, 3), once: every render and export uses it
 
     def prepare(self, image_rgb: np.ndarray, people: list[np.ndarray]) -> tuple[list[PreparedPerson], list[tuple[int, str]]]:
         """Filter and crop people as the reference demo does; every skipped person comes with its reason."""
