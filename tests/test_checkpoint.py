@@ -3,14 +3,17 @@ our own safetensors format, the convert command, and malformed inputs."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from hap3d.cli import main as cli_main
-from hap3d.config import ModelConfig
+from hap3d.config import ModelConfig, to_dict
 from hap3d.model import build_model
 from hap3d.model.checkpoint import (
     CheckpointError,
@@ -134,15 +137,23 @@ def test_code_carrying_and_garbage_files_are_refused(tmp_path):
     evil = tmp_path / "evil.pth"
     with open(evil, "wb") as f:
         pickle.dump({"network": {"w": _RunsCode()}}, f, protocol=2)
-    with pytest.raises(CheckpointError, match="weights-only"):
+    with pytest.raises(CheckpointError, match=r"evil.pth: not a checkpoint hap3d can read \(UnpicklingError: Trying to "
+                                              r"load unsupported GLOBAL posix.system.*never unpickles") as err:
         read_checkpoint(evil)
+    assert "weights_only" not in str(err.value), "torch's advice to unpickle anyway is not passed on"
     torch.save({"network": {"a": torch.zeros(1)}}, evil)
     torch.save([1, 2, 3], tmp_path / "list.pth")
     with pytest.raises(CheckpointError, match="expected a dict"):
         read_checkpoint(tmp_path / "list.pth")
     (tmp_path / "junk.pth").write_bytes(os.urandom(256))
-    with pytest.raises(CheckpointError, match="cannot be read"):
+    with pytest.raises(CheckpointError, match="junk.pth: not a checkpoint hap3d can read"):
         read_checkpoint(tmp_path / "junk.pth")
+    (tmp_path / "config.yaml").write_text("train:\n  lr: 0.001\n")  # a config passed as --ckpt by mistake
+    with pytest.raises(CheckpointError, match=r"config.yaml: not a checkpoint hap3d can read \(\w+: .+\): neither a "
+                                              "safetensors file nor a PyTorch file holding only tensors and plain "
+                                              "values") as err:
+        read_checkpoint(tmp_path / "config.yaml")
+    assert "weights_only" not in str(err.value)
     with pytest.raises(CheckpointError, match="not found"):
         read_checkpoint(tmp_path / "nope.pth")
     torch.save({"something": {"x": torch.zeros(1)}}, tmp_path / "odd.pth")
@@ -206,8 +217,23 @@ def test_own_format_is_safetensors_with_config(tmp_path, tiny_model):
 def test_inspect_command(tmp_path, tiny_model, capsys):
     path = save_model_checkpoint(tmp_path / "m.safetensors", tiny_model, tiny_model.cfg)
     assert cli_main(["inspect", str(path), "--keys"]) == 0
-    assert "format=hap3d" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "format=hap3d" in out
+    # the metadata in full, not cut off mid-word
+    line = next(x for x in out.splitlines() if x.startswith("  model_config: "))
+    assert json.loads(line[len("  model_config: "):]) == to_dict(tiny_model.cfg)
     assert cli_main(["inspect", str(tmp_path / "missing.pth")]) == 2
+
+
+def test_inspect_into_a_closed_pipe_exits_quietly(tmp_path, tiny_model):
+    """`hap3d inspect --keys | head`: the reader stops early; no BrokenPipeError traceback, exit status 141."""
+    path = save_model_checkpoint(tmp_path / "m.safetensors", tiny_model, tiny_model.cfg)
+    proc = subprocess.Popen([sys.executable, "-m", "hap3d.cli", "inspect", str(path), "--keys"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # gone before the command writes anything: every write hits a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == "", err
 
 
 def test_mmcv_meta_with_numpy_scalars_loads(tmp_path):
@@ -247,4 +273,5 @@ def test_training_state_loads_as_a_full_model(tmp_path, body_dir, capsys):
     got = loaded.state_dict()
     assert all(torch.equal(got[k], v) for k, v in model.state_dict().items())
     assert cli_main(["inspect", str(trainer.state_path)]) == 0
-    assert "format=hap3d-train-state" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "format=hap3d-train-state" in out and "  epochs_completed: 0\n" in out

@@ -136,3 +136,15 @@ def test_fixed_loss_scale_needs_fp16():
     for amp in ("none", "bf16"):
         with pytest.raises(ConfigError, match=rf"loss_scale=fixed sets the fp16 loss scale, but train.amp is '{amp}'"):
             load_config(None, [f"train.amp={amp}", "train.loss_scale=fixed"])
+
+
+def test_with_absolute_paths_resolves_against_the_current_directory(tmp_path, monkeypatch):
+    from hap3d.config import with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, ["data.root=data", "data.body_model_dir=../body", "train.pretrained=~/latest.pth"])
+    fixed = with_absolute_paths(cfg)
+    assert fixed.data.root == str(tmp_path / "data") and fixed.data.body_model_dir == str(tmp_path.parent / "body")
+    assert fixed.train.pretrained == str(Path.home() / "latest.pth")
+    assert cfg.data.root == "data", "the original is left as it was"
+    assert with_absolute_paths(load_config(None)).train.pretrained is None

@@ -391,8 +391,9 @@ def test_check_reports_missing_images(data_root, tmp_path):
     shutil.rmtree(root / "mpii" / "data" / "images")
     report = check_data_root(root, ["MPII", "CrowdPose"], None)
     mpii, crowdpose = report.datasets
-    assert mpii.status == "FAIL" and "none of 2 sampled images exist" in mpii.errors[0]
-    assert any(f"1 of 2 sampled images are missing, e.g. {root}/CrowdPose/images/200.jpg" in w for w in crowdpose.warnings)
+    assert mpii.status == "FAIL" and mpii.errors[0].startswith("none of the images exist (checked 2 of 2 image files)")
+    assert crowdpose.status == "FAIL" and (
+        f"1 of 2 images are missing (checked 2 of 2 image files): {root}/CrowdPose/images/200.jpg." in crowdpose.errors[0])
 
 
 def test_check_unrequested_absent_dataset_does_not_fail(data_root, body_dir):

@@ -14,7 +14,8 @@ import test_data_2d as d2
 from hap3d.cli import build_parser
 from hap3d.cli import main as cli_main
 from hap3d.data import DATASETS, dataset_candidates, dataset_root, find_dataset_root, written_dataset_root
-from hap3d.data.check import LAYOUT, check_data_root, config_datasets
+from hap3d.body.smpl import find_smpl_file
+from hap3d.data.check import LAYOUT, DatasetCheck, Options, _check_images, check_data_root, config_datasets
 from hap3d.data.coco import MSCOCO
 from hap3d.data.io import DataError
 from hap3d.data.mpii import MPII
@@ -123,6 +124,98 @@ def test_check_requires_image_folders(written, tmp_path):
     shutil.rmtree(root / "mpii" / "data" / "images")
     report = check_data_root(root, ["MPII"], None)
     assert report.datasets[0].status == "FAIL" and f"missing: {root}/mpii/data/images  (MPII images)" in report.format()
+
+
+def test_every_image_is_checked_and_a_missing_one_fails(tmp_path):
+    paths = [str(tmp_path / f"{k:02d}.jpg") for k in range(10)]
+    for p in paths[5:]:
+        Path(p).write_bytes(b"jpg")
+    records = paths + paths[:3]  # an image holds several people
+    check = DatasetCheck("MSCOCO", tmp_path, requested=True)
+    assert _check_images(check, records, Options()) == set(paths[:5])
+    assert (check.images_total, check.images_checked, check.images_missing) == (10, 10, 5)
+    assert check.status == "FAIL" and check.errors[0].startswith(
+        f"5 of 10 images are missing (checked 10 of 10 image files): {paths[0]}, {paths[1]}, {paths[2]} and 2 more. "
+    )
+    assert "--allow-missing-images" in check.errors[0]
+
+    allowed = DatasetCheck("MSCOCO", tmp_path, requested=True)
+    _check_images(allowed, records, Options(allow_missing_images=True))
+    assert allowed.status == "WARN" and not allowed.errors and "5 of 10 images are missing" in allowed.warnings[0]
+
+    sampled = DatasetCheck("MSCOCO", tmp_path, requested=True)  # beyond the limit: a random sample, and it says so
+    _check_images(sampled, records, Options(image_limit=4))
+    assert (sampled.images_total, sampled.images_checked) == (10, 4)
+    assert "(checked 4 of 10 image files, a random sample: at most 4 are checked)" in sampled.errors[0]
+
+    for p in paths[5:]:  # none there: a failure even when missing images are allowed
+        Path(p).unlink()
+    gone = DatasetCheck("MSCOCO", tmp_path, requested=True)
+    _check_images(gone, records, Options(allow_missing_images=True))
+    assert gone.status == "FAIL"
+    assert gone.errors[0].startswith("none of the images exist (checked 10 of 10 image files)")
+
+
+def test_check_fails_on_one_missing_image_unless_allowed(written, tmp_path, body_dir):
+    root = arrange(written, tmp_path, "coco", "mpii/data")
+    (root / "mpii" / "data" / "images" / "b.jpg").unlink()  # MPII sample 13; 10 and 11 are in a.jpg
+    report = check_data_root(root, ["MPII"], body_dir, spot_checks=3)
+    mpii = report.datasets[0]
+    assert report.exit_code == 1 and mpii.status == "FAIL" and mpii.spot_total == 0
+    assert f"1 of 2 images are missing (checked 2 of 2 image files): {root}/mpii/data/images/b.jpg." in mpii.errors[0]
+    assert re.search(r"^MPII +FAIL +3 +2 +1/2 +- ", report.format(), re.M)
+    # allowed: a warning, and the spot checks build the samples whose image is there
+    report = check_data_root(root, ["MPII"], body_dir, spot_checks=3, allow_missing_images=True)
+    mpii = report.datasets[0]
+    assert report.exit_code == 0 and mpii.status == "WARN" and mpii.spot_ok == mpii.spot_total == 2, report.format()
+
+
+def broken_body_model(body_dir: Path, folder: Path) -> Path:
+    """A copy of the body model whose neutral SMPL file is cut in half; returns that file."""
+    shutil.copytree(body_dir, folder)
+    smpl = find_smpl_file(folder, "neutral")
+    smpl.write_bytes(smpl.read_bytes()[: smpl.stat().st_size // 2])
+    return smpl
+
+
+def test_check_with_a_broken_body_model_says_what_failed(written, pw3d_root, tmp_path, body_dir):
+    root = arrange(written, tmp_path, "coco", "mpii/data")
+    shutil.copytree(pw3d_root / "PW3D", root / "PW3D")
+    smpl = broken_body_model(body_dir, tmp_path / "body")
+    report = check_data_root(root, ["MSCOCO", "MPII", "PW3D"], tmp_path / "body", spot_checks=1)
+    assert report.exit_code == 1 and report.body_model.status == "FAIL"
+    assert report.body_model.error.startswith(f"cannot be loaded: {smpl}: ")
+    # the training sets are still loaded and their images checked, but their samples cannot be built;
+    # 3DPW's test samples need no body model
+    assert [(d.name, d.status) for d in report.datasets] == [
+        ("MSCOCO", "BLOCKED"), ("MPII", "BLOCKED"), ("PW3D", "OK"), ("PW3D-Crowd", "OK")]
+    assert report.datasets[1].samples == 3 and report.datasets[1].filter_counts and report.datasets[1].spot_total == 0
+    text = report.format()
+    assert re.search(rf"^body model +FAIL +.* {re.escape(str(tmp_path / 'body'))}$", text, re.M), text
+    assert re.search(r"^MPII +BLOCKED +3 +2 +2/2 +not run ", text, re.M), text
+    assert f"body model (FAIL):\n  error: cannot be loaded: {smpl}: " in text
+    assert text.count("not run: the spot checks (they build samples with the body model, which cannot be loaded") == 2
+    assert "reader filters:\n  MSCOCO: " in text and text.endswith("result: FAILED (see the errors above)")
+    # a training set's own failure still shows as such
+    (root / "mpii" / "data" / "annotations" / "train.json").write_text("{")
+    assert [d.status for d in check_data_root(root, ["MPII"], tmp_path / "body").datasets] == ["FAIL"]
+
+
+def test_check_uses_the_body_model_under_the_data_root(written, tmp_path, body_dir):
+    root = arrange(written, tmp_path, "coco", "mpii/data")
+    report = check_data_root(root, ["MPII"], None, spot_checks=1)
+    assert report.body_model is None and report.exit_code == 0
+    assert f"note: no body-model folder given (--body-model-dir) and no {root}/body_model: " in report.format()
+    shutil.copytree(body_dir, root / "body_model")  # where `hap3d data synth` writes it
+    report = check_data_root(root, ["MPII"], None, spot_checks=1)
+    assert report.body_model.folder == root / "body_model" and report.exit_code == 0, report.format()
+    assert f"note: using the body model found under the data root, {root}/body_model" in report.format()
+    assert re.search(rf"^body model +OK +.* {re.escape(str(root))}/body_model$", report.format(), re.M)
+    explicit = check_data_root(root, ["MPII"], body_dir, spot_checks=1)  # a given folder wins
+    assert explicit.body_model.folder == body_dir and "found under the data root" not in explicit.format()
+    shutil.rmtree(root / "body_model")  # the folder found is the one the samples are built with
+    broken_body_model(body_dir, root / "body_model")
+    assert check_data_root(root, ["MPII"], None, spot_checks=1).datasets[0].status == "BLOCKED"
 
 
 @pytest.fixture(scope="module")

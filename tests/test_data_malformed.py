@@ -19,7 +19,7 @@ from hap3d.data import build_fit_model
 from hap3d.data.check import TEST_SHAPES, TRAIN_SHAPES, _check_sample
 from hap3d.data.fit import compute_fit_targets
 from hap3d.data.human36m import Human36M
-from hap3d.data.io import DataError, as_array, optional_number, require_int
+from hap3d.data.io import DataError, as_array, load_json, optional_number, require_int
 from hap3d.data.mpii import MPII
 from hap3d.data.muco import MuCo
 from hap3d.data.pw3d import PW3D
@@ -71,6 +71,42 @@ def test_typed_helpers():
     with pytest.raises(DataError, match=r"at index 2"):
         as_array([1, 2, float("inf")], (3,), "f.json", "x")
     assert np.isnan(as_array([1, None], (2,), "f.json", "x", finite=False)[1])  # callers that decide themselves
+
+
+TRUNCATED = "the file ends early: it may be truncated (an interrupted download or copy?)"
+
+
+def json_error(path: Path, content: str | bytes) -> str:
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataError) as err:
+        load_json(path)
+    return str(err.value)
+
+
+def test_truncated_json_says_the_file_ends_early(tmp_path):
+    """Wherever a download stops (inside a key, a string, a number, a literal, between tokens), the message keeps
+    the file, line and column and says the file may be truncated."""
+    path = tmp_path / "train.json"
+    text = json.dumps({"images": [{"id": 1, "file_name": "a b.jpg", "width": 640.5, "crowd": True, "fit": None}],
+                       "scale": -1e-05, "more": [{"flag": False}]}, indent=1)
+    for cut in range(len(text)):
+        message = json_error(path, text[:cut])
+        line = text[:cut].count("\n") + 1
+        assert re.fullmatch(rf"{re.escape(str(path))}: invalid JSON at line {line}, column \d+: .+", message), message
+        expected = "the file is empty (an interrupted download or copy?)" if not text[:cut].strip() else TRUNCATED
+        assert message.endswith(f"; {expected}"), (cut, message)
+    last_line = text.count("\n") + 1
+    assert json_error(path, text[:-1]) == (
+        f"{path}: invalid JSON at line {last_line}, column 1: Expecting ',' delimiter; {TRUNCATED}"
+    )
+    assert json_error(path, '{"a": "café"}'.encode()[:-3]).endswith(f"; {TRUNCATED}")  # cut inside the é
+
+
+@pytest.mark.parametrize("content", ['{"a": tru}', "[1 2]", '{"a": 1} x', '{"a": 1,, "b": 2}', '{"a": [1, 2}',
+                                     b'{"a": "\xff"}'])
+def test_malformed_json_that_is_not_cut_off_is_not_called_truncated(tmp_path, content):
+    message = json_error(tmp_path / "f.json", content)
+    assert message.startswith(f"{tmp_path / 'f.json'}: ") and "truncated" not in message and "empty" not in message
 
 
 # ------------------------------------------------------------------------------------------ COCO-style

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -360,3 +361,26 @@ def test_cli_data_synth_and_check(tmp_path, body_dir, capsys):
     (tmp_path / "d" / "coco" / "annotations" / "person_keypoints_train2017.json").unlink()
     assert cli_main(["data", "check", "--root", str(tmp_path / "d"), "--datasets", "MSCOCO"]) != 0
     assert "person_keypoints_train2017.json" in capsys.readouterr().out
+
+
+def test_cli_check_of_what_synth_wrote(tmp_path, capsys):
+    """The walkthrough: `data synth` without a body model writes one into <out>/body_model, which `data check`
+    then uses; one deleted image fails the check (every image is checked) unless missing images are allowed."""
+    from hap3d.cli import main as cli_main
+
+    out = tmp_path / "d"
+    assert cli_main(["data", "synth", "--out", str(out), "--size", "tiny"]) == 0
+    assert cli_main(["data", "check", "--root", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"note: using the body model found under the data root, {out}/body_model" in text
+    assert re.search(rf"^body model +OK .* {re.escape(str(out))}/body_model$", text, re.M)
+
+    records = MSCOCO(out / "coco", None).records
+    image, n = records[0].img_path, len({r.img_path for r in records})
+    image.unlink()
+    assert cli_main(["data", "check", "--root", str(out), "--datasets", "MSCOCO"]) == 1
+    text = capsys.readouterr().out
+    assert f"1 of {n} images are missing (checked {n} of {n} image files): {image}." in text
+    assert re.search(r"^MSCOCO +FAIL ", text, re.M) and "result: FAILED" in text
+    assert cli_main(["data", "check", "--root", str(out), "--datasets", "MSCOCO", "--allow-missing-images"]) == 0
+    assert re.search(r"^MSCOCO +WARN ", capsys.readouterr().out, re.M)

@@ -550,3 +550,21 @@ def test_demo_arguments_are_checked_before_any_work(tmp_path, capsys, args, mess
     with pytest.raises(SystemExit) as err:
         cli_main(["demo", str(tmp_path), "--keypoints", "k.json", *args])
     assert err.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_missing_checkpoint_fails_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = cli_main(["demo", str(tmp_path), "--keypoints", str(KEYPOINTS), "--ckpt", str(tmp_path / "nope.safetensors"),
+                     "--out", str(out)])
+    assert code == 2 and f"checkpoint not found: {tmp_path / 'nope.safetensors'} (--ckpt)" in capsys.readouterr().err
+    assert not out.exists(), "no procedural body model (or anything else) was written"
+
+
+def test_a_config_passed_as_checkpoint_gets_our_message(tmp_path, body_dir, capsys):
+    yaml_file = tmp_path / "config.yaml"
+    yaml_file.write_text("train:\n  lr: 0.001\n")
+    code = cli_main(["demo", str(tmp_path), "--keypoints", str(KEYPOINTS), "--ckpt", str(yaml_file),
+                     "--body-model-dir", str(body_dir), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{yaml_file}: not a checkpoint hap3d can read" in err and "never unpickles" in err
+    assert "weights_only" not in err

@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
+
+import yaml
 
 import numpy as np
 import pytest
 
-from hap3d.cli import main as cli_main
-from hap3d.config import Config, DataConfig, TrainConfig
+from hap3d.cli import eval_out_dir, main as cli_main
+from hap3d.config import Config, DataConfig, TrainConfig, to_dict, with_absolute_paths
 from hap3d.engine.distributed import DistInfo
 from hap3d.engine.train import Trainer
 from hap3d.model.checkpoint import save_model_checkpoint
@@ -38,9 +41,14 @@ def setup(tmp_path_factory):
 
 
 def _eval(root, body, ckpt, out) -> dict:
-    code = cli_main(["eval", "--ckpt", str(ckpt), "--data-root", str(root / "data"), "--body-model-dir", str(body),
-                     "--out", str(out), "eval.test_batch_size=2", "data.num_workers=0"])
+    # overrides before, between and after the options
+    code = cli_main(["eval", "eval.test_batch_size=2", "--ckpt", str(ckpt), "--data-root", str(root / "data"),
+                     "data.num_workers=0", "--body-model-dir", str(body), "--out", str(out), "eval.amp=none"])
     assert code == 0
+    return _check_metrics(out)
+
+
+def _check_metrics(out) -> dict:
     got = json.loads((out / "eval.json").read_text())
     ref = json.loads((golden_dir() / "case_d.json").read_text())["metric_model"]
     for m in ("mpjpe", "pa_mpjpe", "mpvpe"):
@@ -86,3 +94,43 @@ def test_eval_command_reports_missing_data_clearly(setup, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "not found" in err and str(root / "nowhere") in err, err
+
+
+def test_eval_of_a_run_checkpoint_uses_the_run_config_and_its_own_folder(setup, tmp_path, monkeypatch, capsys):
+    """`hap3d eval --ckpt <run>/checkpoints/epoch_N.safetensors` without path flags, from another directory: the run's
+    config.yaml supplies the data root and body model; results go to a folder named after the checkpoint."""
+    root, body, ckpt = setup
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(ckpt, run / "checkpoints" / "epoch_24.safetensors")
+    cfg = Config(data=DataConfig(root=str(root / "data"), body_model_dir=str(body), num_workers=0))
+    (run / "config.yaml").write_text(yaml.safe_dump(to_dict(with_absolute_paths(cfg)), sort_keys=False))
+    monkeypatch.chdir(tmp_path)  # nothing named data/ or body_models/ here
+    assert cli_main(["eval", "--ckpt", "run/checkpoints/epoch_24.safetensors", "eval.test_batch_size=2"]) == 0
+    out = run / "checkpoints" / "eval_epoch_24"
+    _check_metrics(out)
+    printed = capsys.readouterr().out
+    assert f"config: {run / 'config.yaml'} (the checkpoint's run; --cfg and the flags override it)" in printed
+    assert f"results: {out / 'eval.json'}" in printed
+    # a flag still beats the run's config
+    assert cli_main(["eval", "--ckpt", str(run / "checkpoints" / "epoch_24.safetensors"), "--data-root",
+                     str(tmp_path / "elsewhere")]) == 2
+    assert str(tmp_path / "elsewhere") in capsys.readouterr().err
+
+
+def test_default_eval_folders_differ_per_checkpoint_and_test_set(tmp_path):
+    ckpts = tmp_path / "checkpoints"
+    assert eval_out_dir(ckpts / "epoch_24.safetensors", crowd=False) == ckpts / "eval_epoch_24"
+    assert eval_out_dir(ckpts / "last.pt", crowd=False) == ckpts / "eval_last"
+    assert eval_out_dir(ckpts / "epoch_24.safetensors", crowd=True) == ckpts / "eval_epoch_24_crowd"
+    assert eval_out_dir(tmp_path / "snapshot_10.pth.tar", crowd=False) == tmp_path / "eval_snapshot_10"
+
+
+def test_eval_command_names_the_body_model_setting(setup, tmp_path, capsys):
+    root, _, ckpt = setup
+    code = cli_main(["eval", "--ckpt", str(ckpt), "--data-root", str(root / "data"), "--body-model-dir",
+                     str(tmp_path / "nobody")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"no neutral SMPL model found in {tmp_path / 'nobody'}" in err
+    assert "point it at yours with --body-model-dir DIR or data.body_model_dir=DIR" in err

@@ -128,3 +128,22 @@ def test_records_must_be_numeric(tmp_path):
         save_person_json(tmp_path / "p.json", {"name": np.array(["a"])})
     with pytest.raises(ValueError, match="numeric"):
         save_person_npz(tmp_path / "p.npz", {"obj": np.array([{}], dtype=object)})
+
+
+def test_written_files_get_the_umask_mode_not_mkstemps_0600(tmp_path, mesh):
+    """Atomic writes go through mkstemp (0600); shared run and data folders need the usual 0666 & ~umask."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        save_obj(tmp_path / "a.obj", *mesh)
+        assert stat.S_IMODE((tmp_path / "a.obj").stat().st_mode) == 0o644
+        os.umask(0o002)
+        save_obj(tmp_path / "b.obj", *mesh)
+        assert stat.S_IMODE((tmp_path / "b.obj").stat().st_mode) == 0o664
+        (tmp_path / "a.obj").chmod(0o640)  # a replaced file keeps the mode its owner gave it
+        save_obj(tmp_path / "a.obj", *mesh)
+        assert stat.S_IMODE((tmp_path / "a.obj").stat().st_mode) == 0o640
+    finally:
+        os.umask(old)

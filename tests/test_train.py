@@ -22,7 +22,15 @@ from hap3d.config import ConfigError, ModelConfig, load_config
 from hap3d.engine.distributed import DistInfo
 from hap3d.engine.evaluate import EvalResult
 from hap3d.engine.logging import RunLogger, attach_file_handler
-from hap3d.engine.train import ResumableSampler, Trainer, TrainingDiverged, build_optimizer, derived_seed, lr_factor
+from hap3d.engine.train import (
+    ResumableSampler,
+    Trainer,
+    TrainingDiverged,
+    build_optimizer,
+    derived_seed,
+    describe_position,
+    lr_factor,
+)
 from hap3d.model import build_model
 from hap3d.utils import Hap3dError
 
@@ -91,7 +99,8 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, body_dir):
     # The resumed process started from the checkpoint, not from scratch ...
     resumed_log = (run / "train.log").read_text()[len(log_before):]
     g = killed["global_step"]
-    assert f"resumed from {run / 'checkpoints' / 'last.pt'}: epoch {killed['epoch']}, step {killed['step_in_epoch']} (global step {g})" in resumed_log
+    position = describe_position(killed["epoch"], killed["step_in_epoch"], g)
+    assert f"resumed from {run / 'checkpoints' / 'last.pt'}: {position}" in resumed_log
     # ... ran exactly the steps after it (log_every=1: one line per step) ...
     steps_run = [int(m) for m in re.findall(r"step \d+/20 \(global (\d+)\)", resumed_log)]
     assert steps_run == list(range(g + 1, 61))
@@ -245,7 +254,7 @@ def test_non_finite_gradients_are_skipped_like_non_finite_losses(tmp_path, body_
         trainer.run()
     assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
     assert trainer.bad_steps_total == 2
-    assert (trainer.run_dir / "train.log").read_text().count("non-finite gradients at epoch 0") == 2
+    assert (trainer.run_dir / "train.log").read_text().count("non-finite gradients at epoch 1/1") == 2
 
 
 def _eval_result(mpjpe: float) -> EvalResult:
@@ -291,7 +300,7 @@ def test_skipped_image_warning_reaches_train_log(tmp_path, body_dir):
     log = (trainer.run_dir / "train.log").read_text()
     assert re.search(rf"WARNING MuCo sample \d+ skipped \(.*{re.escape(str(victim))}", log), log
     assert f"1 unreadable samples replaced (each named in a 'skipped' warning in {trainer.run_dir / 'train.log'})" in log
-    assert re.search(r"epoch 0 step 3/3 \(global 3\): loss ", log), "periodic step lines in the text log"
+    assert re.search(r"epoch 1/1 step 3/3 \(global 3\): loss ", log), "periodic step lines in the text log"
     assert _state(trainer.run_dir)["history"]["epochs"][0]["replaced_samples"] == 1
 
 
@@ -398,13 +407,13 @@ def test_resume_stops_every_process_when_they_found_different_states(tmp_path, b
     trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "train.end_epoch=1")
     _gathered(monkeypatch, ((0, 1, 1), None))  # another node has an older copy of the run directory
     with pytest.raises(Hap3dError, match=re.escape(
-            f"cannot resume: the processes found different training states in {state} (rank 0: epoch 1, step 0 "
-            "(global step 2); rank 1: epoch 0, step 1 (global step 1)). Every process reads the run directory itself, "
-            "so it must be on storage all nodes share")):
+            f"cannot resume: the processes found different training states in {state} (rank 0: 1 epoch completed "
+            "(global step 2); rank 1: 0 epochs completed, 1 step into epoch 1 (global step 1)). Every process reads "
+            "the run directory itself, so it must be on storage all nodes share")):
         trainer.load_state()
     _gathered(monkeypatch, (None, None))  # another node has no copy at all
     with pytest.raises(Hap3dError, match=re.escape(
-            f"cannot resume: some processes cannot find {state} (rank 0: epoch 1, step 0 (global step 2); rank 1: no "
+            f"cannot resume: some processes cannot find {state} (rank 0: 1 epoch completed (global step 2); rank 1: no "
             "such file)")):
         trainer.load_state()
     _gathered(monkeypatch, ((1, 0, 2), "the file is truncated"))  # one process's error stops them all
@@ -448,3 +457,149 @@ def test_readers_load_time_tallies_and_warnings_reach_train_log(tmp_path, body_d
     assert re.search(r"INFO MuCo: \d+ samples from \d+ images \(\d+ without SMPL fit, 1 of them for a non-finite fit\)", log)
     handlers = [getattr(h, "baseFilename", None) for h in logging.getLogger("hap3d").handlers]
     assert str(tmp_path / "run" / "train.log") not in handlers, "the run's log handler is removed at the end"
+
+
+def test_human_facing_epochs_count_from_one_and_files_from_zero(tmp_path, body_dir):
+    """Log lines say "epoch N/T" (1-based, as the progress bar); epoch_N files and their evaluations are 0-based like
+    the reference's snapshot_N; last.pt and epoch_N both say how many epochs were completed."""
+    from hap3d.model.checkpoint import read_checkpoint
+
+    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "train.end_epoch=1",
+                            evaluate_fn=lambda m: _eval_result(1.0))
+    trainer.run()
+    log = (trainer.run_dir / "train.log").read_text()
+    for line in ("epoch 1/1 step 2/2 (global 2): loss", "epoch 1/1 done: ", "epoch 1/1 eval: MPJPE 1.00 mm",
+                 "finished 1 epoch: "):
+        assert line in log, line
+    assert not re.search(r"\bepoch 0\b", log) and "1 epochs" not in log
+    ckpts = trainer.run_dir / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["epoch_0.safetensors", "last.pt"]
+    assert (trainer.run_dir / "eval_epoch_0.json").is_file()
+    info = read_checkpoint(ckpts / "epoch_0.safetensors").meta["info"]
+    assert info == {"epoch": 0, "epochs_completed": 1, "global_step": 2}
+    state = read_checkpoint(ckpts / "last.pt").meta
+    assert state["epochs_completed"] == 1 and "epoch" not in state
+    assert describe_position(1, 0, 2) == "1 epoch completed (global step 2)"
+    assert describe_position(2, 1, 9) == "2 epochs completed, 1 step into epoch 3 (global step 9)"
+    assert describe_position(0, 5, 5) == "0 epochs completed, 5 steps into epoch 1 (global step 5)"
+
+
+def test_a_warmup_longer_than_the_run_is_warned_about_not_changed(tmp_path, body_dir, capsys):
+    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "train.end_epoch=1", "train.warmup_steps=1000")
+    trainer.run()
+    warning = ("train.warmup_steps=1000 >= the run's 2 training steps (1 epoch x 2 steps): the learning rate never "
+               "leaves its linear warm-up and reaches at most 0.2% of its configured value. Lower train.warmup_steps "
+               "(e.g. train.warmup_steps=1) or train longer")
+    assert f"warning: {warning}" in capsys.readouterr().err
+    assert f"WARNING {warning}" in (trainer.run_dir / "train.log").read_text()
+    # the schedule is the configured one: lr 0.01 ramped over 1000 steps
+    assert [s["lr"] for s in trainer.logger.history["steps"]] == pytest.approx([0.01 / 1000, 0.01 * 2 / 1000])
+    short = _tiny_trainer(tmp_path / "short", body_dir, RandomSamples(4), "train.end_epoch=1", "train.warmup_steps=1")
+    short.run()
+    assert "warmup" not in capsys.readouterr().err
+    assert "warmup" not in (short.run_dir / "train.log").read_text()
+
+
+def test_a_training_set_smaller_than_one_batch_names_the_setting(tmp_path, body_dir):
+    with pytest.raises(Hap3dError, match=re.escape(
+            "training set has 3 samples, fewer than one global batch (train.train_batch_size 4 x 1 process); lower "
+            "train.train_batch_size (per process), e.g. train.train_batch_size=3")):
+        _tiny_trainer(tmp_path, body_dir, RandomSamples(3), "train.train_batch_size=4")
+
+
+def test_run_config_yaml_holds_absolute_paths(tmp_path, body_dir, monkeypatch):
+    """Relative paths are resolved against the directory training started in: the run's config.yaml (and the state's
+    config) name the same files from anywhere, e.g. for `hap3d eval --ckpt <run>/checkpoints/...`."""
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "train.end_epoch=1", "data.root=data",
+                            "train.pretrained=../weights/latest.pth")
+    trainer.run()
+    assert trainer.cfg.data.root == "data", "the run itself keeps the config as given"
+    for saved in (yaml.safe_load((tmp_path / "run" / "config.yaml").read_text()), _state(tmp_path / "run")["config"]):
+        assert saved["data"]["root"] == str(tmp_path / "data")
+        assert saved["data"]["body_model_dir"] == str(body_dir)
+        assert saved["train"]["pretrained"] == str(tmp_path.parent / "weights" / "latest.pth")
+    assert load_config(tmp_path / "run" / "config.yaml").data.root == str(tmp_path / "data")
+
+
+def test_loader_workers_are_capped_at_the_usable_cpus(tmp_path, body_dir, monkeypatch, capsys):
+    import hap3d.engine.distributed as distributed
+
+    if hasattr(os, "sched_getaffinity"):
+        assert distributed.usable_cpus() == len(os.sched_getaffinity(0))
+    monkeypatch.setattr(distributed, "usable_cpus", lambda: 2)
+    assert distributed.loader_workers(2) == 2 and capsys.readouterr().out == ""
+    assert distributed.loader_workers(16, announce=False) == 2 and capsys.readouterr().out == ""
+    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "data.num_workers=16")
+    assert trainer.loader.num_workers == 2
+    trainer.logger.close()
+    message = "data.num_workers=16 capped at 2 loader workers: this process may use 2 CPUs"
+    assert capsys.readouterr().out.count(message) == 1
+
+
+def test_missing_pretrained_or_body_model_name_their_settings_before_any_work(tmp_path, body_dir):
+    from hap3d.engine.run import train
+
+    cfg = load_config(None, TINY + [f"data.body_model_dir={body_dir}", "train.pretrained=checkpoints/latest.pth"])
+    with pytest.raises(Hap3dError, match=r"backbone checkpoint not found: checkpoints/latest.pth \(resolved: .*\), "
+                                         r"set by train.pretrained\. .*train.pretrained=PATH.*train.pretrained=null to "
+                                         "train the backbone from scratch"):
+        train(cfg, tmp_path / "run", progress=False)
+    cfg = load_config(None, TINY + [f"data.body_model_dir={tmp_path / 'nobody'}"])
+    with pytest.raises(Hap3dError, match=r"(?s)no neutral SMPL model found in .*nobody.*The body-model folder is "
+                                         r"data.body_model_dir = .*; point it at yours with --body-model-dir DIR or "
+                                         r"data.body_model_dir=DIR"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists(), "nothing was started"
+
+
+def test_train_command_takes_overrides_anywhere(tmp_path, monkeypatch, capsys):
+    """`hap3d train --cfg X --out R a=1 --resume b=2`: every KEY=VALUE is an override, wherever it stands."""
+    import hap3d.engine.run as run
+    from hap3d.cli import main as cli_main
+
+    calls = []
+    monkeypatch.setattr(run, "train", lambda cfg, out, resume: calls.append((cfg, out, resume)) or {})
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("train:\n  end_epoch: 5\n  lr: 0.5\n")
+    assert cli_main(["train", "train.seed=3", "--cfg", str(cfg_file), "--out", str(tmp_path / "r"), "train.end_epoch=1",
+                     "--resume", "lr=0.25", "--data-root", "/d"]) == 0
+    (cfg, out, resume), = calls
+    assert (cfg.train.seed, cfg.train.end_epoch, cfg.train.lr, cfg.data.root) == (3, 1, 0.25, "/d")
+    assert out == str(tmp_path / "r") and resume is True
+    capsys.readouterr()
+    for args, message in ((["--resume", "--bogus"], "unrecognized arguments: --bogus"),
+                          (["a.b=1", "--resume", "stray"], "unrecognized arguments: stray")):
+        with pytest.raises(SystemExit) as err:
+            cli_main(["train", "--out", str(tmp_path / "r"), *args])
+        assert err.value.code == 2 and message in capsys.readouterr().err
+    assert cli_main(["train", "--resume", "stray"]) == 2
+    assert "override 'stray' must look like key=value" in capsys.readouterr().err
+    assert len(calls) == 1
+    # commands without overrides still refuse KEY=VALUE words
+    with pytest.raises(SystemExit):
+        cli_main(["inspect", "x.safetensors", "--keys", "a=1"])
+    assert "unrecognized arguments: a=1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["train"], ["eval"], ["demo"], ["data", "synth"]])
+def test_every_option_has_help_and_shows_its_default(command):
+    import argparse
+
+    from hap3d.cli import build_parser
+
+    parser = build_parser()
+    for name in command:
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    required_groups = [a for g in parser._mutually_exclusive_groups if g.required for a in g._group_actions]
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help, f"{command} {action.dest}: no help"
+        takes_value = action.nargs != 0 and action.option_strings
+        if takes_value and not action.required and action not in required_groups:
+            assert "(default: " in action.help, f"{command} {action.dest}: no default shown in {action.help!r}"
+    shown = parser.format_help()
+    assert "%(default)" not in shown and "(default: None)" not in shown

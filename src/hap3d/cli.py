@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +34,8 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from hap3d.data.check import cmd_data_check
 
-    return cmd_data_check(args.root, args.body_model_dir, args.datasets, args.reference_compat, cfg=args.cfg)
+    return cmd_data_check(args.root, args.body_model_dir, args.datasets, args.reference_compat, cfg=args.cfg,
+                          allow_missing_images=args.allow_missing_images)
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -64,27 +67,46 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     n = sum(t.numel() for t in raw.tensors.values())
     print(f"{raw.path}: format={raw.format}, {len(raw.tensors)} tensors, {n / 1e6:.2f} M values")
     for k, v in raw.meta.items():
-        print(f"  {k}: {json.dumps(v, default=str)[:200]}")
+        print(f"  {k}: {json.dumps(v, default=str)}")
     if args.keys:
         for k, t in raw.tensors.items():
             print(f"  {k} {tuple(t.shape)} {str(t.dtype).replace('torch.', '')}")
     return 0
 
 
-def _load_cfg(args: argparse.Namespace):
+def _load_cfg(args: argparse.Namespace, path: str | Path | None):
+    """The config at ``path`` (None: the built-in defaults) with the path flags and the KEY=VALUE overrides applied."""
     from hap3d.config import load_config
 
     overrides = list(args.overrides)
     for flag, key in (("data_root", "data.root"), ("body_model_dir", "data.body_model_dir"), ("device", "eval.device")):
         if getattr(args, flag, None):
             overrides.append(f"{key}={getattr(args, flag)}")
-    return load_config(args.cfg, overrides)
+    return load_config(path, overrides)
+
+
+def run_config_of(ckpt: str | Path) -> Path | None:
+    """``<run>/config.yaml`` when ``ckpt`` lies in a run's ``checkpoints/`` folder: that run's data root, body model
+    and test set are the natural defaults for evaluating it."""
+    folder = Path(os.path.abspath(ckpt)).parent
+    config = folder.parent / "config.yaml"
+    return config if folder.name == "checkpoints" and config.is_file() else None
+
+
+def eval_out_dir(ckpt: str | Path, crowd: bool) -> Path:
+    """``<ckpt folder>/eval_<ckpt name>[_crowd]``: one folder per checkpoint and test set, so evaluations of
+    different checkpoints, or of 3DPW and 3DPW-Crowd, do not overwrite each other."""
+    path = Path(os.path.abspath(ckpt))
+    stem = path.name
+    for suffix in (".tar", ".safetensors", ".pth", ".pt"):  # snapshot_10.pth.tar -> snapshot_10
+        stem = stem.removesuffix(suffix)
+    return path.parent / f"eval_{stem}{'_crowd' if crowd else ''}"
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from hap3d.engine.run import train
 
-    cfg = _load_cfg(args)
+    cfg = _load_cfg(args, args.cfg)
     out = args.out or cfg.output_dir
     final = train(cfg, out, resume=args.resume)
     if final:
@@ -100,8 +122,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.testset:
         overrides.append(f"data.testset={args.testset}")
     args.overrides = overrides
-    cfg = _load_cfg(args)
-    out = Path(args.out or Path(args.ckpt).resolve().parent / "eval")
+    path = args.cfg or run_config_of(args.ckpt)
+    if args.cfg:
+        print(f"config: {path} (--cfg)")
+    elif path:
+        print(f"config: {path} (the checkpoint's run; --cfg and the flags override it)")
+    else:
+        print("config: built-in defaults (no --cfg, and no <run>/config.yaml beside the checkpoint's folder)")
+    cfg = _load_cfg(args, path)
+    out = Path(args.out) if args.out else eval_out_dir(args.ckpt, cfg.data.crowd)
     result = evaluate(cfg, args.ckpt, out)
     print(result.per_sequence_table())
     print(result.summary())
@@ -114,6 +143,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from hap3d.infer.keypoints import read_coco_image_names, read_keypoints
     from hap3d.infer.predictor import Predictor, load_predictor_model
 
+    if args.ckpt and not Path(args.ckpt).is_file():  # before any work (detection, a procedural body model, ...)
+        raise Hap3dError(f"checkpoint not found: {args.ckpt} (--ckpt)")
     if args.coco_annotations and not args.keypoints:
         print("hap3d: error: --coco-annotations names the images of --keypoints (COCO results by image_id); "
               "it does not apply to --detector", file=sys.stderr)
@@ -222,33 +253,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quickstart", help="run the main job end to end on procedural data (no licensed files)")
     q.add_argument("--out", default="runs/quickstart", help="run directory (default: runs/quickstart)")
-    q.add_argument("--budget", default="small", choices=["tiny", "small", "medium"], help="how much work to do")
+    q.add_argument("--budget", default="small", choices=["tiny", "small", "medium"],
+                   help="how much work: tiny (the tests), small (about a minute on a quiet 2-core CPU), "
+                        "medium (longer, better fit) (default: %(default)s)")
     q.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     q.add_argument("--resume", action="store_true",
                    help="continue the run in --out (same budget) instead of starting it again")
     q.set_defaults(func=_cmd_quickstart)
 
-    t = sub.add_parser("train", help="train (single process, or under torchrun for DDP)")
-    t.add_argument("--cfg", help="YAML config (ours or the reference's)")
-    t.add_argument("--out", help="run directory (default: output_dir of the config)")
+    t = sub.add_parser("train", help="train (single process, or under torchrun for DDP)",
+                       description="Train. KEY=VALUE config overrides may come anywhere on the command line.")
+    t.add_argument("--cfg", help="YAML config, ours or the reference's (default: the built-in defaults)")
+    t.add_argument("--out", help="run directory (default: the config's output_dir)")
     t.add_argument("--resume", action="store_true", help="continue from <run>/checkpoints/last.pt")
-    t.add_argument("--data-root", help="data root: Human36M/, MuCo/, MSCOCO/ or coco/, MPII/data/ or mpii/data/, PW3D/data/ (docs/data.md)")
-    t.add_argument("--body-model-dir", help="folder with smpl/, J_regressor_*.npy, vposer/")
-    t.add_argument("--device", help="cpu, cuda or auto")
-    t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.lr=1e-4")
+    t.add_argument("--data-root", help="data root: Human36M/, MuCo/, MSCOCO/ or coco/, MPII/data/ or mpii/data/, "
+                                       "PW3D/data/, see docs/data.md (default: the config's data.root)")
+    t.add_argument("--body-model-dir", help="folder with smpl/, J_regressor_*.npy, vposer/ "
+                                            "(default: the config's data.body_model_dir)")
+    t.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's eval.device, itself auto)")
+    t.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, e.g. train.lr=1e-4 train.end_epoch=1 (default: none)")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint on 3DPW (MPJPE, PA-MPJPE, MPVPE)")
+    e = sub.add_parser("eval", help="evaluate a checkpoint on 3DPW (MPJPE, PA-MPJPE, MPVPE)",
+                       description="Evaluate a checkpoint. KEY=VALUE config overrides may come anywhere on the "
+                                   "command line.")
     e.add_argument("--ckpt", required=True,
                    help="hap3d .safetensors, a training state (<run>/checkpoints/last.pt) or a reference snapshot_N.pth.tar")
-    e.add_argument("--cfg", help="YAML config for data paths and batch size")
-    e.add_argument("--testset", choices=["PW3D"], help="test set (default from the config)")
+    e.add_argument("--cfg", help="YAML config for data paths and batch size (default: <run>/config.yaml when --ckpt "
+                                 "lies in <run>/checkpoints/, else the built-in defaults)")
+    e.add_argument("--testset", choices=["PW3D"], help="test set (default: the config's data.testset)")
     e.add_argument("--crowd", action="store_true", help="3DPW-Crowd (validation split, HigherHRNet input)")
-    e.add_argument("--out", help="output folder (default: <ckpt folder>/eval)")
-    e.add_argument("--data-root")
-    e.add_argument("--body-model-dir")
-    e.add_argument("--device")
-    e.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    e.add_argument("--out", help="output folder (default: <ckpt folder>/eval_<ckpt name>, with _crowd for 3DPW-Crowd)")
+    e.add_argument("--data-root", help="data root holding PW3D/data/ (default: the config's data.root)")
+    e.add_argument("--body-model-dir", help="folder with smpl/ (neutral, male, female) and "
+                                            "J_regressor_h36m_correct.npy (default: the config's data.body_model_dir)")
+    e.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's eval.device, itself auto)")
+    e.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, e.g. eval.test_batch_size=32 (default: none)")
     e.set_defaults(func=_cmd_eval)
 
     d = sub.add_parser("demo", help="meshes, renders and exports for images, a folder or a video")
@@ -259,20 +301,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="detect 2D keypoints instead: MediaPipe BlazePose, at most one person per image "
                           "(set up with `hap3d detect --setup`)")
     d.add_argument("--coco-annotations", metavar="FILE",
-                   help="COCO annotation JSON whose 'images' list maps the image_id of COCO results to file names")
+                   help="COCO annotation JSON whose 'images' list maps the image_id of COCO results to file names "
+                        "(default: none; image_ids then match numeric file stems)")
     d.add_argument("--mediapipe-python", help=MEDIAPIPE_PYTHON_HELP)
     weights = d.add_mutually_exclusive_group(required=True)
     weights.add_argument("--ckpt", help="checkpoint (hap3d, reference snapshot or the 3DCrowdNet demo checkpoint)")
     weights.add_argument("--random-weights", action="store_true", help="untrained network (pipeline tests only)")
     d.add_argument("--body-model-dir", help="folder with smpl/ (default: a procedural stand-in, with a warning)")
-    d.add_argument("--out", default="demo_out")
-    d.add_argument("--device", default="auto")
+    d.add_argument("--out", default="demo_out", help="output folder (default: %(default)s)")
+    d.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     d.add_argument("--amp", default="auto", choices=["auto", "none", "bf16", "fp16"],
-                   help="auto: bf16 where the hardware supports it natively, else fp32")
-    d.add_argument("--batch-size", type=_positive_int, default=16, help="person crops per model forward")
+                   help="auto: bf16 where the hardware supports it natively, else fp32 (default: %(default)s)")
+    d.add_argument("--batch-size", type=_positive_int, default=16,
+                   help="person crops per model forward (default: %(default)s)")
     d.add_argument("--formats", type=_mesh_formats,
                    help="mesh formats, comma-separated, of obj, ply, glb (default: all; empty: none)")
-    d.add_argument("--backend", default="auto", choices=["auto", "raster", "egl"], help="renderer")
+    d.add_argument("--backend", default="auto", choices=["auto", "raster", "egl"],
+                   help="renderer: raster (numpy, anywhere) or egl (headless OpenGL); auto takes egl where it works "
+                        "(default: %(default)s)")
     d.set_defaults(func=_cmd_demo)
 
     x = sub.add_parser("detect", help="2D keypoints with MediaPipe BlazePose (one person per image) as demo JSON")
@@ -297,10 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="dataset utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)
     ds = dsub.add_parser("synth", help="write small synthetic datasets in the real on-disk formats")
-    ds.add_argument("--out", required=True)
+    ds.add_argument("--out", required=True, help="data root to write (Human36M/, MuCo/, MSCOCO/, MPII/, PW3D/)")
     ds.add_argument("--size", default="tiny", choices=["tiny", "small", "medium", "large"],
-                    help="tiny: tests; small, medium: the quickstart budgets; large: a few thousand samples")
-    ds.add_argument("--seed", type=int, default=0)
+                    help="tiny: tests; small, medium: the quickstart budgets; large: a few thousand samples "
+                         "(default: %(default)s)")
+    ds.add_argument("--seed", type=int, default=0,
+                    help="seed of the generated people, poses and images (default: %(default)s)")
     ds.add_argument("--body-model-dir", help="body model to pose (default: a procedural one in <out>/body_model)")
     ds.set_defaults(func=_cmd_data_synth)
     dc = dsub.add_parser("check", help="report which dataset files are present, missing or malformed")
@@ -308,10 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "tree (coco/, mpii/data/, ...) with Human36M/, MuCo/, PW3D/data/ (default: from --cfg)")
     dc.add_argument("--cfg", help="training config: check the datasets it uses (trainset_3d, trainset_2d, testset) "
                                   "under its data.root, with its body model and reference_compat")
-    dc.add_argument("--body-model-dir", help="needed to spot-check training samples end to end")
+    dc.add_argument("--body-model-dir", help="to spot-check training samples with their SMPL-fit targets "
+                                             "(default: the --cfg's, else <root>/body_model when there)")
     dc.add_argument("--datasets", nargs="*", help="only these (default: those of --cfg, else HAP's and any other found)")
     dc.add_argument("--reference-compat", action=argparse.BooleanOptionalAction, default=None,
                     help="read the data with the reference's quirks (default: the --cfg's model.reference_compat, else on)")
+    dc.add_argument("--allow-missing-images", action="store_true",
+                    help="report missing images as a warning, not a failure (training replaces their samples)")
     dc.set_defaults(func=_cmd_data_check)
 
     c = sub.add_parser("convert", help="convert a reference snapshot / demo checkpoint to the hap3d format")
@@ -331,19 +382,52 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line, taking KEY=VALUE overrides anywhere in it (``train --cfg X a=1 --resume b=2``).
+
+    argparse binds a positional ``nargs='*'`` once, at the first run of positionals, so overrides after an option
+    come back unrecognised; and ``parse_intermixed_args`` refuses parsers with subcommands. So the leftovers that
+    are KEY=VALUE overrides of a command that takes them are appended to its overrides; anything else is an error.
+    """
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        overrides = getattr(args, "overrides", None)
+        if overrides is None or any(e.startswith("-") or "=" not in e for e in extras):
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        args.overrides = overrides + extras
+    return args
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away (``hap3d inspect --keys | head``), so that the flush at
+    exit does not raise BrokenPipeError again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        return  # not a real file (captured output): nothing will be flushed to a pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     start = time.time()
     try:
         code = args.func(args)
+        if args.command != "inspect":
+            print(f"done in {time.time() - start:.1f} s")
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader stopped early
     except Hap3dError as err:
         print(f"hap3d: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hap3d: interrupted", file=sys.stderr)
         return 130
-    if args.command != "inspect":
-        print(f"done in {time.time() - start:.1f} s")
     return code
 
 

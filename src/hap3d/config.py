@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import difflib
 import logging
+import os
 import types
 import typing
 from dataclasses import dataclass
@@ -323,6 +324,18 @@ class Config:
     output_dir: str = "runs/default"
 
     ALIASES: typing.ClassVar[dict[str, str]] = {}
+
+
+def with_absolute_paths(cfg: Config) -> Config:
+    """A copy with ``data.root``, ``data.body_model_dir`` and ``train.pretrained`` absolute (resolved against the
+    current directory), so a run's written config.yaml means the same files from any directory."""
+
+    def absolute(path: str) -> str:
+        return os.path.abspath(os.path.expanduser(path))
+
+    data = dataclasses.replace(cfg.data, root=absolute(cfg.data.root), body_model_dir=absolute(cfg.data.body_model_dir))
+    pretrained = absolute(cfg.train.pretrained) if cfg.train.pretrained else cfg.train.pretrained
+    return dataclasses.replace(cfg, data=data, train=dataclasses.replace(cfg.train, pretrained=pretrained))
 
 
 # The reference's flat config.py / YAML keys and the section they belong to here.

@@ -15,14 +15,27 @@ class Hap3dError(RuntimeError):
     """An error with a message meant for the user (the CLI prints it without a traceback)."""
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it, so set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Write a file through ``write(tmp_path)`` and rename it into place, so a crash never leaves half a file."""
+    """Write a file through ``write(tmp_path)`` and rename it into place, so a crash never leaves half a file.
+
+    The file gets the permissions ``open()`` would give it (0666 minus the umask), or keeps those of the file it
+    replaces, so shared run and data folders stay readable by the group.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp creates 0600 files; give the result the mode a plain open() would (or keep the old file's).
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -2,11 +2,15 @@
 
 For every dataset the check finds its folder (any of the accepted layouts, :data:`hap3d.data.DATASETS`), lists
 the files the readers need (present / missing / empty / malformed, each with the path where it belongs), loads
-the dataset with its reader, counts the samples left after the reader's filters, tests that a sample of the
-image paths exists, and builds a few samples end to end (shapes, finite values, image size against the
-annotation). 3DPW-Crowd is loaded as its own row whenever its two files are there (or the config asks for it); a
-config that evaluates on 3DPW-Crowd needs only the validation split, so its 3DPW test row is then checked only when
-the test file is there, and cannot fail the check.
+the dataset with its reader, counts the samples left after the reader's filters, tests that every image path
+exists (a stat each; a random sample beyond :data:`IMAGE_CHECK_LIMIT`), and builds a few samples end to end
+(shapes, finite values, image size against the annotation). A missing image fails the check unless missing
+images are allowed: training replaces such a sample with another, but whoever runs the check wants to know.
+The body model (``--body-model-dir``, else ``<root>/body_model`` where ``hap3d data synth`` writes it) gets a row
+of its own; when it cannot be loaded, the training sets' spot checks (which build SMPL-fit targets) do not run
+and their rows say so. 3DPW-Crowd is loaded as its own row whenever its two files are there (or the config asks
+for it); a config that evaluates on 3DPW-Crowd needs only the validation split, so its 3DPW test row is then
+checked only when the test file is there, and cannot fail the check.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,8 +35,16 @@ from hap3d.data import (
 from hap3d.data.io import read_image_bgr
 from hap3d.utils import Hap3dError
 
+if TYPE_CHECKING:
+    from hap3d.data.fit import FitModel
+
 HAP_DATASETS = ("Human36M", "MuCo", "MSCOCO", "MPII", "PW3D")  # what HAP trains and tests on
 H36M_TRAIN_SUBJECTS = (1, 5, 6, 7, 8)
+# Image files stat-ed per dataset: every one of COCO's, MPII's and 3DPW's; a random sample of Human3.6M's and
+# MuCo's (a few hundred thousand, which on a network drive would take minutes)
+IMAGE_CHECK_LIMIT = 100_000
+MISSING_SHOWN = 3  # missing image paths named in the report
+BODY_MODEL_SUBDIR = "body_model"  # where `hap3d data synth` writes its procedural body model
 
 
 @dataclass(frozen=True)
@@ -130,17 +142,36 @@ class DatasetCheck:
     samples: int | None = None
     with_fit: int | None = None
     filter_counts: dict[str, int] = field(default_factory=dict)  # the reader's own tally, when it keeps one
+    images_total: int = 0  # distinct image paths of the samples
+    images_checked: int = 0  # of which stat-ed (all, up to IMAGE_CHECK_LIMIT)
+    images_missing: int = 0
     spot_ok: int = 0
     spot_total: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)  # the dataset cannot be used
     warnings: list[str] = field(default_factory=list)  # usable, but something looks wrong
+    blocked: str | None = None  # why the spot checks could not run, when it is not this dataset's fault
 
     @property
     def status(self) -> str:
         if self.errors:
             return "FAIL" if self.requested else "SKIP"
+        if self.blocked:
+            return "BLOCKED"
         return "WARN" if self.warnings else "OK"
+
+
+@dataclass
+class BodyModelCheck:
+    """The body model the training sets' samples are built with (their SMPL-fit targets)."""
+
+    folder: Path
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return "FAIL" if self.error else "OK"
 
 
 @dataclass
@@ -149,19 +180,35 @@ class Report:
     datasets: list[DatasetCheck]
     errors: list[str] = field(default_factory=list)  # problems not tied to one dataset
     notes: list[str] = field(default_factory=list)
+    body_model: BodyModelCheck | None = None  # None: no body-model folder given or found
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.errors or any(d.status == "FAIL" for d in self.datasets) else 0
+        failed = self.errors or any(d.status == "FAIL" for d in self.datasets)
+        return 1 if failed or (self.body_model is not None and self.body_model.status == "FAIL") else 0
 
     def format(self) -> str:
         def num(v: int | None) -> str:
             return "-" if v is None else f"{v:,}"
 
-        rows = [("dataset", "status", "samples", "with fit", "spot checks", "time", "folder")]
+        def images(d: DatasetCheck) -> str:
+            if not d.images_checked:
+                return "-"
+            found = f"{d.images_checked - d.images_missing:,}/{d.images_checked:,}"
+            return found if d.images_checked == d.images_total else f"{found} of {d.images_total:,}"
+
+        def listed(prefix: str, text: str) -> list[str]:  # a multi-line message, its later lines indented
+            first, *rest = text.splitlines()
+            return [f"  {prefix}: {first}"] + [f"    {line}" for line in rest]
+
+        rows = [("dataset", "status", "samples", "with fit", "images found", "spot checks", "time", "folder")]
+        body = self.body_model
+        if body is not None:
+            rows.append(("body model", body.status, "-", "-", "-", "-", f"{body.seconds:.1f}s", str(body.folder)))
         for d in self.datasets:
-            spot = f"{d.spot_ok}/{d.spot_total}" if d.spot_total else "-"
-            rows.append((d.name, d.status, num(d.samples), num(d.with_fit), spot, f"{d.seconds:.1f}s", str(d.folder)))
+            spot = "not run" if d.blocked else f"{d.spot_ok}/{d.spot_total}" if d.spot_total else "-"
+            rows.append((d.name, d.status, num(d.samples), num(d.with_fit), images(d), spot, f"{d.seconds:.1f}s",
+                         str(d.folder)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [f"data root: {self.root}", ""]
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -169,14 +216,17 @@ class Report:
         if counted:
             lines += ["", "reader filters:"]
             lines += [f"  {d.name}: " + ", ".join(f"{k} {v:,}" for k, v in d.filter_counts.items()) for d in counted]
+        if body is not None and body.error:
+            lines += ["", "body model (FAIL):", *listed("error", body.error)]
         for d in self.datasets:
             bad = [f for f in d.files if f.status != "present"]
-            if not (bad or d.errors or d.warnings):
+            if not (bad or d.errors or d.warnings or d.blocked):
                 continue
             lines += ["", f"{d.name} ({d.status}):"]
             lines += [f"  {f.status}: {f.path}  ({f.what})" for f in bad]
-            lines += [f"  error: {e}" for e in d.errors]
-            lines += [f"  warning: {w}" for w in d.warnings]
+            lines += [line for e in d.errors for line in listed("error", e)]
+            lines += [line for w in d.warnings for line in listed("warning", w)]
+            lines += listed("not run", d.blocked) if d.blocked else []
         if self.errors:
             lines += [""] + [f"error: {e}" for e in self.errors]
         if self.notes:
@@ -219,23 +269,61 @@ def _check_sample(sample: dict, shapes: dict[tuple[str, str], tuple[int, ...]]) 
     return problems
 
 
-def _check_images(check: DatasetCheck, records, image_sample: int) -> None:
-    """Existence of the images of up to ``image_sample`` random records (stat-ing every image can take minutes)."""
-    picked = np.random.default_rng(0).choice(len(records), min(image_sample, len(records)), replace=False)
-    paths = sorted({str(records[int(i)].img_path) for i in picked})
-    missing = [p for p in paths if not Path(p).is_file()]
-    if len(missing) == len(paths):
-        check.errors.append(f"none of {len(paths)} sampled images exist, e.g. {missing[0]} (is the image folder linked?)")
-    elif missing:
-        check.warnings.append(f"{len(missing)} of {len(paths)} sampled images are missing, e.g. {missing[0]}")
+@dataclass(frozen=True)
+class Options:
+    """How thoroughly each dataset is checked."""
+
+    spot_checks: int = 3  # samples built end to end
+    image_limit: int = IMAGE_CHECK_LIMIT  # image files stat-ed; a random sample of them beyond
+    allow_missing_images: bool = False  # a missing image warns instead of failing the dataset
 
 
-def _spot_check(check: DatasetCheck, ds, n: int, shapes: dict[tuple[str, str], tuple[int, ...]]) -> None:
-    indices = sorted({int(i) for i in np.linspace(0, len(ds) - 1, min(n, len(ds)))})
-    check.spot_total = len(indices)
+def _check_images(check: DatasetCheck, paths: Sequence[str], opts: Options) -> set[str]:
+    """Stat every distinct image path (a random ``opts.image_limit`` of them beyond); return the missing ones.
+
+    A missing image fails the dataset unless missing images are allowed: training would replace its samples,
+    which a check should not keep quiet about. No image at all fails it either way."""
+    distinct = sorted(set(paths))
+    checked = distinct
+    if len(distinct) > opts.image_limit:
+        picked = np.random.default_rng(0).choice(len(distinct), opts.image_limit, replace=False)
+        checked = [distinct[int(i)] for i in sorted(picked)]
+    missing = [p for p in checked if not Path(p).is_file()]
+    check.images_total, check.images_checked, check.images_missing = len(distinct), len(checked), len(missing)
+    if not missing:
+        return set()
+    scope = f"checked {len(checked):,} of {len(distinct):,} image files"
+    if len(checked) < len(distinct):
+        scope += f", a random sample: at most {opts.image_limit:,} are checked"
+    if len(missing) == len(checked):
+        check.errors.append(f"none of the images exist ({scope}), e.g. {missing[0]} (is the image folder linked?)")
+        return set(missing)
+    shown = ", ".join(missing[:MISSING_SHOWN])
+    if len(missing) > MISSING_SHOWN:
+        shown += f" and {len(missing) - MISSING_SHOWN:,} more"
+    message = f"{len(missing):,} of {len(checked):,} images are missing ({scope}): {shown}"
+    if opts.allow_missing_images:
+        check.warnings.append(f"{message}; allowed (--allow-missing-images): training replaces their samples "
+                              "with others")
+    else:
+        check.errors.append(f"{message}. Training would replace their samples with others; restore the images, or "
+                            "pass --allow-missing-images to accept that")
+    return set(missing)
+
+
+def _spot_check(check: DatasetCheck, ds, paths: Sequence[str], missing: set[str], opts: Options,
+                shapes: dict[tuple[str, str], tuple[int, ...]]) -> None:
+    """Build a few samples spread over the dataset, among those whose image is there (missing images are the
+    image check's to report; with them allowed, training would not build these samples either)."""
+    usable = [i for i, p in enumerate(paths) if p not in missing]
+    if not usable:
+        return
     wrong_size = []
-    for i in indices:
+    for i in sorted({usable[int(k)] for k in np.linspace(0, len(usable) - 1, min(opts.spot_checks, len(usable)))}):
         rec = ds.records[i]
+        if opts.allow_missing_images and not Path(rec.img_path).is_file():  # missing, and beyond the sampled check
+            continue
+        check.spot_total += 1
         try:
             sample = ds[i]
             problems = _check_sample(sample, shapes)
@@ -251,14 +339,18 @@ def _spot_check(check: DatasetCheck, ds, n: int, shapes: dict[tuple[str, str], t
             check.spot_ok += 1
     if wrong_size:
         check.warnings.append(
-            f"{len(wrong_size)} of {len(indices)} spot-checked images differ from the annotated size used for box "
+            f"{len(wrong_size)} of {check.spot_total} spot-checked images differ from the annotated size used for box "
             f"clipping and flips, e.g. {wrong_size[0]}"
             + (" (reference_compat swaps CrowdPose's width and height, quirk #19)" if check.name == "CrowdPose" else "")
         )
 
 
-def _inspect(check: DatasetCheck, load: Callable[[], Any], shapes: dict, spot_checks: int, image_sample: int) -> None:
-    """Load the dataset with its reader, then count its samples, look for its images and build a few samples."""
+def _inspect(
+    check: DatasetCheck, load: Callable[[], Any], shapes: dict, opts: Options, blocked: str | None = None
+) -> None:
+    """Load the dataset with its reader, then count its samples, look for its images and build a few samples.
+
+    ``blocked``: why samples cannot be built (the body model failed); the rest is still checked."""
     try:
         ds = load()
     except ImportError as err:
@@ -278,9 +370,12 @@ def _inspect(check: DatasetCheck, load: Callable[[], Any], shapes: dict, spot_ch
     if len(ds) == 0:
         check.errors.append("no sample survived the reader's filters")
         return
-    _check_images(check, ds.records, image_sample)
-    if not check.errors:
-        _spot_check(check, ds, spot_checks, shapes)
+    paths = [str(r.img_path) for r in ds.records]
+    missing = _check_images(check, paths, opts)
+    if blocked:
+        check.blocked = blocked
+    elif not check.errors:
+        _spot_check(check, ds, paths, missing, opts, shapes)
 
 
 def _finish(check: DatasetCheck, start: float) -> DatasetCheck:
@@ -292,13 +387,13 @@ def _finish(check: DatasetCheck, start: float) -> DatasetCheck:
 
 
 def _check_dataset(
-    name: str, root: Path, requested: bool, fit_model, reference_compat: bool, spot_checks: int, image_sample: int,
-    crowd: bool = False,
+    name: str, root: Path, requested: bool, fit_model, reference_compat: bool, opts: Options, crowd: bool = False,
+    blocked: str | None = None,
 ) -> list[DatasetCheck]:
     """The dataset's row (PW3D: plus the 3DPW-Crowd row when its files are there or ``crowd`` asks for it).
 
     With ``crowd`` the 3DPW test split is not needed: its row is not requested, and left out when its file is not
-    there."""
+    there. ``blocked``: why training samples cannot be built (3DPW's test samples need no body model)."""
     start = time.perf_counter()
     crowd = crowd and name == "PW3D"
     folder = find_dataset_root(root, name)
@@ -320,19 +415,19 @@ def _check_dataset(
         check = DatasetCheck(name, folder, requested and not crowd)
         check.files = _file_statuses(LAYOUT[name], folder)
         if name == "PW3D":
-            _inspect(check, lambda: dataset_class(name)(folder), TEST_SHAPES, spot_checks, image_sample)
+            _inspect(check, lambda: dataset_class(name)(folder), TEST_SHAPES, opts)
         else:
             _inspect(check, lambda: dataset_class(name)(folder, fit_model, reference_compat=reference_compat, strict=True),
-                     TRAIN_SHAPES, spot_checks, image_sample)
+                     TRAIN_SHAPES, opts, blocked)
         checks.append(_finish(check, start))
     if name == "PW3D":
-        crowd_check = _check_crowd(folder, requested, crowd, spot_checks, image_sample)
+        crowd_check = _check_crowd(folder, requested, crowd, opts)
         if crowd_check is not None:
             checks.append(crowd_check)
     return checks
 
 
-def _check_crowd(folder: Path, pw3d_requested: bool, required: bool, spot_checks: int, image_sample: int) -> DatasetCheck | None:
+def _check_crowd(folder: Path, pw3d_requested: bool, required: bool, opts: Options) -> DatasetCheck | None:
     """3DPW-Crowd, loaded when both its files are there; with only one there, a warning (or, when the config
     evaluates on 3DPW-Crowd, a failure); None when neither is there and nothing asks for it."""
     start = time.perf_counter()
@@ -349,8 +444,31 @@ def _check_crowd(folder: Path, pw3d_requested: bool, required: bool, spot_checks
             check.warnings.append(f"3DPW-Crowd not checked: it also needs {missing}")
         check.seconds = time.perf_counter() - start
         return check
-    _inspect(check, lambda: dataset_class("PW3D")(folder, crowd=True), TEST_SHAPES, spot_checks, image_sample)
+    _inspect(check, lambda: dataset_class("PW3D")(folder, crowd=True), TEST_SHAPES, opts)
     return _finish(check, start)
+
+
+def _load_body_model(report: Report, root: Path, body_model_dir: Path | None) -> FitModel | None:
+    """The fit model of ``body_model_dir``, else of ``<root>/body_model`` when there (what ``hap3d data synth``
+    writes), with its row in ``report``; None when there is none or it cannot be loaded."""
+    if body_model_dir is None and (root / BODY_MODEL_SUBDIR).is_dir():
+        body_model_dir = root / BODY_MODEL_SUBDIR
+        report.notes.append(f"using the body model found under the data root, {body_model_dir} (--body-model-dir "
+                            "to use another)")
+    if body_model_dir is None:
+        report.notes.append(f"no body-model folder given (--body-model-dir) and no {root / BODY_MODEL_SUBDIR}: "
+                            "samples were built without SMPL-fit targets")
+        return None
+    start = time.perf_counter()
+    report.body_model = BodyModelCheck(body_model_dir)
+    try:
+        return build_fit_model(body_model_dir)
+    except Exception as err:  # the loader's message names the file and the problem
+        reason = str(err) if isinstance(err, Hap3dError) else f"{type(err).__name__}: {err}"
+        report.body_model.error = f"cannot be loaded: {reason}"
+        return None
+    finally:
+        report.body_model.seconds = time.perf_counter() - start
 
 
 def check_data_root(
@@ -359,15 +477,17 @@ def check_data_root(
     body_model_dir: Path | None = None,
     spot_checks: int = 3,
     reference_compat: bool = True,
-    image_sample: int = 500,
+    image_limit: int = IMAGE_CHECK_LIMIT,
     progress: Callable[[str], None] | None = None,
     crowd: bool = False,
+    allow_missing_images: bool = False,
 ) -> Report:
     """Check every requested dataset under ``root`` (any accepted layout, see :data:`hap3d.data.DATASETS`).
 
     ``datasets`` None checks HAP's datasets (Human36M, MuCo, MSCOCO, MPII, PW3D) and any other known dataset
-    whose folder exists; only the requested ones (or HAP's) can fail the check. Without ``body_model_dir``
-    the samples are built without SMPL-fit targets. ``crowd`` makes the 3DPW-Crowd files required.
+    whose folder exists; only the requested ones (or HAP's) can fail the check. Without ``body_model_dir``,
+    ``<root>/body_model`` is used when there, else the samples are built without SMPL-fit targets. ``crowd``
+    makes the 3DPW-Crowd files required. ``allow_missing_images`` turns missing images into warnings.
     """
     root = Path(root)
     if datasets is not None:
@@ -379,19 +499,17 @@ def check_data_root(
     report = Report(root, [])
     if not root.is_dir():
         report.errors.append(f"data root not found: {root}")
-    fit_model = None
-    if body_model_dir is None:
-        report.notes.append("no body-model folder given: samples were built without SMPL-fit targets")
-    else:
-        try:
-            fit_model = build_fit_model(body_model_dir)
-        except Exception as err:
-            report.errors.append(f"body model in {body_model_dir} cannot be loaded: {err}")
+    fit_model = _load_body_model(report, root, body_model_dir)
+    blocked = None
+    if report.body_model is not None and report.body_model.error:
+        blocked = ("the spot checks (they build samples with the body model, which cannot be loaded: see 'body model' "
+                   "above)")
+    opts = Options(spot_checks, image_limit, allow_missing_images)
     for name in requested + extra:
         if progress is not None:
             progress(f"checking {name} ...")
         report.datasets += _check_dataset(
-            name, root, name in requested, fit_model, reference_compat, spot_checks, image_sample, crowd
+            name, root, name in requested, fit_model, reference_compat, opts, crowd, blocked
         )
     return report
 
@@ -408,8 +526,10 @@ def cmd_data_check(
     datasets: Sequence[str] | None,
     reference_compat: bool | None = None,
     cfg: str | Path | None = None,
+    allow_missing_images: bool = False,
 ) -> int:
-    """``hap3d data check``: print the report; exit code 1 when a requested dataset cannot be used.
+    """``hap3d data check``: print the report; exit code 1 when a requested dataset cannot be used (a missing
+    image counts, unless ``allow_missing_images``) or the body model cannot be loaded.
 
     With ``cfg`` (a training config) the datasets, data root, body-model folder, ``reference_compat`` and
     3DPW-Crowd setting come from the config; ``root``, ``body_model_dir``, ``datasets`` and ``reference_compat``
@@ -432,6 +552,7 @@ def cmd_data_check(
     report = check_data_root(
         Path(root), datasets, None if body_model_dir is None else Path(body_model_dir),
         reference_compat=reference_compat, progress=lambda m: print(m, flush=True), crowd=crowd,
+        allow_missing_images=allow_missing_images,
     )
     print(report.format())
     return report.exit_code

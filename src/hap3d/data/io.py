@@ -48,9 +48,31 @@ def load_json(path: str | Path, what: str = "annotation file") -> Any:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as err:
-        raise DataError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from err
+        hint = _ends_early(err)
+        raise DataError(
+            f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}" + (f"; {hint}" if hint else "")
+        ) from err
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err})") from err
+        hint = f"; {TRUNCATED}" if err.reason == "unexpected end of data" else ""  # cut inside a multi-byte character
+        raise DataError(f"{path}: not UTF-8 text ({err}){hint}") from err
+
+
+TRUNCATED = "the file ends early: it may be truncated (an interrupted download or copy?)"
+
+
+def _ends_early(err: json.JSONDecodeError) -> str:
+    """Why the text may be incomplete, or "": a bare "Expecting value at column 946" does not tell a user that
+    the download stopped. The parser ran out of text when the error is at the end, inside a string that never
+    closes (a string cut off has no closing quote, nor the newline that would give "Invalid control character"),
+    or at a partial number or literal (``tru``, ``1.``) with nothing after it."""
+    if not err.doc.strip():
+        return "the file is empty (an interrupted download or copy?)"
+    if err.msg.startswith("Unterminated string"):
+        return TRUNCATED
+    if err.msg == "Extra data":  # a complete value followed by more text
+        return ""
+    tail = err.doc[err.pos :].rstrip()
+    return TRUNCATED if len(tail) <= 10 and all(c.isalnum() or c in ".+-" for c in tail) else ""
 
 
 def _kind(value: Any) -> str:

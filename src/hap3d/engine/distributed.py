@@ -6,6 +6,7 @@ process and needs no launcher. NCCL is used when every process has a GPU, gloo o
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,6 +16,8 @@ import torch
 import torch.distributed as dist
 
 from hap3d.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,27 @@ def init_distributed(device: str = "auto", timeout_minutes: float = TrainConfig.
             torch.cuda.set_device(dev)
         dist.init_process_group(backend=backend, timeout=timedelta(minutes=timeout_minutes))
     return DistInfo(rank, local, world, dev)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one): torch's own measure when it warns
+    that a DataLoader has more workers than the machine can run."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def loader_workers(requested: int, announce: bool = True) -> int:
+    """``requested`` DataLoader workers capped at :func:`usable_cpus`: more only compete for the same cores (and make
+    torch warn every epoch). ``announce``: say so once on stdout and in the log (one process of a run suffices)."""
+    cpus = usable_cpus()
+    if requested <= cpus:
+        return requested
+    if announce:
+        msg = f"data.num_workers={requested} capped at {cpus} loader workers: this process may use {cpus} CPUs"
+        print(msg)
+        log.info(msg)
+    return cpus
 
 
 def barrier(info: DistInfo) -> None:

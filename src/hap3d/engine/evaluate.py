@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from hap3d.body.regressors import find_regressor, load_regressor
 from hap3d.body.smpl import GenderedSMPL
+from hap3d.engine.distributed import loader_workers
 from hap3d.engine.metrics import h36m_eval_joints, mesh_errors, pck_auc
 from hap3d.utils import atomic_write
 
@@ -115,7 +116,8 @@ class Evaluator:
         start = time.time()
         was_training = model.training
         model.eval()
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                                             num_workers=loader_workers(num_workers))
         metrics: dict[str, list[np.ndarray]] = {}
         joint_errors, aids, seqs = [], [], []
         records = getattr(dataset, "records", None)

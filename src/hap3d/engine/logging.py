@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +92,11 @@ class RunLogger:
 
     def warning(self, msg: str) -> None:
         self.log.warning(msg)
+
+    def warn_user(self, msg: str) -> None:
+        """A warning in the text log and on stderr: one the person watching the run should see now."""
+        self.log.warning(msg)
+        print(f"warning: {msg}", file=sys.stderr)
 
     def step(self, global_step: int, epoch: int, scalars: dict[str, float]) -> None:
         if not self.enabled:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from hap3d.body.smpl import find_smpl_file
 from hap3d.config import Config
 from hap3d.data import build_fit_model, dataset_class, dataset_root, pw3d_annotation_file
 from hap3d.data.io import DataError
@@ -16,6 +17,7 @@ from hap3d.engine.train import Trainer
 from hap3d.model import build_model
 from hap3d.model.checkpoint import infer_model_config, load_backbone_checkpoint, load_model_checkpoint, read_checkpoint
 from hap3d.model.hap import HapModel
+from hap3d.utils import Hap3dError
 
 
 def build_train_set(cfg: Config) -> torch.utils.data.Dataset:
@@ -44,6 +46,29 @@ def build_test_set(cfg: Config) -> torch.utils.data.Dataset:
     return dataset_class("PW3D")(dataset_root(cfg.data.root, "PW3D"), crowd=cfg.data.crowd)
 
 
+def require_body_model(cfg: Config) -> None:
+    """Fail early, naming the setting to change, when data.body_model_dir holds no neutral SMPL model."""
+    try:
+        find_smpl_file(cfg.data.body_model_dir)
+    except Hap3dError as err:
+        raise Hap3dError(
+            f"{err}\nThe body-model folder is data.body_model_dir = {cfg.data.body_model_dir!r} (resolved: "
+            f"{Path(cfg.data.body_model_dir).resolve()}); point it at yours with --body-model-dir DIR or "
+            "data.body_model_dir=DIR."
+        ) from None
+
+
+def require_pretrained(cfg: Config) -> None:
+    """Fail before any work when train.pretrained names no file, saying how to set it or train without it."""
+    path = cfg.train.pretrained
+    if path and not Path(path).is_file():
+        raise Hap3dError(
+            f"backbone checkpoint not found: {path} (resolved: {Path(path).resolve()}), set by train.pretrained. "
+            "Point it at the 2D-pose / pre-trained checkpoint with train.pretrained=PATH, or pass "
+            "train.pretrained=null to train the backbone from scratch."
+        )
+
+
 def make_model(cfg: Config, info: DistInfo) -> HapModel:
     model = build_model(cfg.model, cfg.data.body_model_dir)
     if cfg.train.pretrained:
@@ -66,6 +91,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool
     """Train (single process or under torchrun) and evaluate the final epoch on the configured test set.
 
     The run's text log is open from the start, so the readers' load-time warnings and tallies land in it too."""
+    require_pretrained(cfg)
+    require_body_model(cfg)
     info = init_distributed(cfg.eval.device, cfg.train.dist_timeout_minutes)
     torch.manual_seed(cfg.train.seed)  # the same initial weights in every process (the Trainer reseeds per rank)
     try:
@@ -92,6 +119,7 @@ def load_for_eval(ckpt: str | Path, cfg: Config, device: torch.device) -> HapMod
     """A model from any full checkpoint (ours or a reference snapshot), configured from the checkpoint."""
     raw = read_checkpoint(ckpt)
     model_cfg = infer_model_config(raw)
+    require_body_model(cfg)
     model = build_model(model_cfg, cfg.data.body_model_dir, vposer_dir=False)
     report = load_model_checkpoint(model, ckpt)
     print(report.summary())

@@ -3,9 +3,10 @@
 A run directory holds ``config.yaml``, ``train.log``, ``history.json``, plots, ``checkpoints/last.pt`` (full
 training state, rewritten atomically at every epoch end, before the epoch's evaluation, and every
 ``ckpt_every_steps`` steps) and ``checkpoints/epoch_N.safetensors`` (the model after epoch N, in the hap3d
-format). ``--resume`` continues from ``last.pt``: same epoch, same position in the epoch's sample order, same
-optimizer, scaler and per-process RNG state, and the running loss sums of the epoch (so its means cover every step);
-the learning rate is recomputed from (epoch, step).
+format; N counts from 0 like the reference's ``snapshot_N``, while log lines and the progress bar count from 1:
+``epoch_0`` is written at the end of "epoch 1/T"). ``--resume`` continues from ``last.pt``: same epoch, same position
+in the epoch's sample order, same optimizer, scaler and per-process RNG state, and the running loss sums of the
+epoch (so its means cover every step); the learning rate is recomputed from (epoch, step).
 """
 
 from __future__ import annotations
@@ -23,9 +24,17 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from hap3d.config import Config, ModelConfig, to_dict
+from hap3d.config import Config, ModelConfig, to_dict, with_absolute_paths
 from hap3d.data.mix import set_epoch
-from hap3d.engine.distributed import DistInfo, all_gather_object, all_reduce_mean, all_reduce_sum, barrier, broadcast_object
+from hap3d.engine.distributed import (
+    DistInfo,
+    all_gather_object,
+    all_reduce_mean,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    loader_workers,
+)
 from hap3d.engine.logging import RunLogger, attach_file_handler
 from hap3d.model.checkpoint import NUMPY_SAFE_GLOBALS, TRAIN_STATE_FORMAT, save_model_checkpoint
 from hap3d.model.hap import HapModel
@@ -69,6 +78,17 @@ def build_optimizer(model: HapModel, cfg: Config) -> torch.optim.Optimizer:
     if t.optimizer == "adam":
         return torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay or 0.0)
     return torch.optim.AdamW(groups, lr=t.lr, weight_decay=0.1 if t.weight_decay is None else t.weight_decay)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 epoch', '2 epochs' ('1 process', '2 processes' with ``many``)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def describe_position(epoch: int, step: int, global_step: int) -> str:
+    """A training position for people: epochs completed, then steps into the next (which log lines call epoch+1)."""
+    into = f", {plural(step, 'step')} into epoch {epoch + 1}" if step else ""
+    return f"{plural(epoch, 'epoch')} completed{into} (global step {global_step})"
 
 
 def derived_seed(*keys: int) -> int:
@@ -148,13 +168,20 @@ class Trainer:
         self.train_set = train_set
         b = cfg.train.train_batch_size
         if len(train_set) < b * info.world_size:
-            raise Hap3dError(f"training set has {len(train_set)} samples, fewer than one global batch ({b} x {info.world_size})")
+            fits = len(train_set) // info.world_size
+            fix = (f"lower train.train_batch_size (per process), e.g. train.train_batch_size={fits}" if fits
+                   else "use fewer processes or more data")
+            raise Hap3dError(
+                f"training set has {len(train_set)} samples, fewer than one global batch (train.train_batch_size {b} x "
+                f"{plural(info.world_size, 'process', 'processes')}); {fix}"
+            )
         self.logger = RunLogger(self.run_dir, info.rank)
         self.sampler = ResumableSampler(len(train_set), info.rank, info.world_size, cfg.train.seed, b)
         # Worker seeds come from the loader's own generator, reseeded per epoch, not from the global RNG: a
         # resumed run then draws the same dropout masks as an uninterrupted one.
+        workers = loader_workers(cfg.data.num_workers, announce=info.is_main)
         self.loader = torch.utils.data.DataLoader(
-            train_set, batch_size=b, sampler=self.sampler, num_workers=cfg.data.num_workers, drop_last=True,
+            train_set, batch_size=b, sampler=self.sampler, num_workers=workers, drop_last=True,
             pin_memory=info.device.type == "cuda", persistent_workers=False, generator=torch.Generator(),
             worker_init_fn=functools.partial(_worker_init, log_file=self.logger.file, level=self.logger.level),
         )
@@ -202,7 +229,7 @@ class Trainer:
             "replaced_samples": replaced,
             "pending_eval": self.pending_eval,
             "rng": rng,  # per rank: CPU and CUDA generator states
-            "config": to_dict(self.cfg),
+            "config": to_dict(with_absolute_paths(self.cfg)),
             "history": self.logger.history,
         }
         atomic_write(self.state_path, lambda p: torch.save(state, p))
@@ -242,7 +269,7 @@ class Trainer:
         self.replaced_samples = 0
         self._restore_rng(state.get("rng"), path)
         self.logger.history = state["history"]
-        self.logger.info(f"resumed from {path}: epoch {self.epoch}, step {self.step_in_epoch} (global step {self.global_step})")
+        self.logger.info(f"resumed from {path}: {describe_position(self.epoch, self.step_in_epoch, self.global_step)}")
         return True
 
     def _read_state(self, path: Path) -> dict[str, Any]:
@@ -275,7 +302,7 @@ class Trainer:
             return
         found = "; ".join(
             f"rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))}: "
-            + ("no such file" if pos is None else f"epoch {pos[0]}, step {pos[1]} (global step {pos[2]})")
+            + ("no such file" if pos is None else describe_position(*pos))
             for pos, ranks in groups.items()
         )
         what = "some processes cannot find" if None in groups else "the processes found different training states in"
@@ -357,16 +384,19 @@ class Trainer:
     def _run(self) -> dict[str, float]:
         cfg = self.cfg
         if self.info.is_main:
-            atomic_write(self.run_dir / "config.yaml", lambda p: Path(p).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False)))
+            dump = yaml.safe_dump(to_dict(with_absolute_paths(cfg)), sort_keys=False)
+            atomic_write(self.run_dir / "config.yaml", lambda p: Path(p).write_text(dump))
         self.logger.open_tensorboard(purge_step=self.global_step + 1 if self.global_step else None)
         steps_per_epoch = len(self.sampler.order()) // cfg.train.train_batch_size
         if cfg.train.max_steps_per_epoch:
             steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
+        self._check_warmup(steps_per_epoch)
         final: dict[str, float] = {}
         if self.pending_eval is not None and self.eval_enabled:  # killed during that evaluation: run it first
             final = self._evaluate(self.pending_eval)
-        while self.epoch < cfg.train.end_epoch:
-            epoch = self.epoch
+        end = cfg.train.end_epoch
+        while self.epoch < end:
+            epoch = self.epoch  # 0-based, as in the file names; people read "epoch {epoch + 1}/{end}"
             self.sampler.set_epoch(epoch, self.step_in_epoch)
             self.loader.generator.manual_seed(derived_seed(cfg.train.seed, self.info.rank, epoch, LOADER_STREAM))
             set_epoch(self.train_set, epoch)  # workers are started per epoch, so their copies see it
@@ -375,7 +405,7 @@ class Trainer:
                 for m in self.model.modules():
                     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                         m.eval()
-            bar = tqdm(total=steps_per_epoch, initial=self.step_in_epoch, desc=f"epoch {epoch + 1}/{cfg.train.end_epoch}",
+            bar = tqdm(total=steps_per_epoch, initial=self.step_in_epoch, desc=f"epoch {epoch + 1}/{end}",
                        disable=not self.progress, unit="step", dynamic_ncols=True)
             taken, t0 = 0, time.time()  # steps taken by this process in this epoch, for images/s
             for batch in self.loader:
@@ -390,12 +420,12 @@ class Trainer:
                 if skipped:
                     self.bad_steps += 1
                     self.bad_steps_total += 1
-                    self.logger.info(f"{skipped} at epoch {epoch} step {self.step_in_epoch}: step skipped")
+                    self.logger.info(f"{skipped} at epoch {epoch + 1}/{end} step {self.step_in_epoch}: step skipped")
                     if self.bad_steps >= cfg.train.max_bad_steps:
                         raise TrainingDiverged(
                             f"the loss or its gradients were non-finite for {self.bad_steps} consecutive steps (epoch "
-                            f"{epoch}); stopping. Lower the learning rate, use amp=bf16 instead of fp16, or check the "
-                            "data (hap3d data check)."
+                            f"{epoch + 1}/{end}); stopping. Lower the learning rate, use amp=bf16 instead of fp16, or "
+                            "check the data (hap3d data check)."
                         )
                 else:
                     self.bad_steps = 0
@@ -408,7 +438,8 @@ class Trainer:
                     lr = self.optimizer.param_groups[0]["lr"]
                     self.logger.step(self.global_step, epoch, logged | {"lr": lr})
                     self.logger.info(
-                        f"epoch {epoch} step {self.step_in_epoch}/{steps_per_epoch} (global {self.global_step}): "
+                        f"epoch {epoch + 1}/{end} step {self.step_in_epoch}/{steps_per_epoch} "
+                        f"(global {self.global_step}): "
                         + ", ".join(f"{k} {v:.4f}" for k, v in logged.items()) + f", lr {lr:.2e}, {img_s:.1f} img/s"
                     )
                 bar.set_postfix(loss=f"{logged.get('loss', float('nan')):.4f}", img_s=f"{img_s:.1f}")
@@ -422,10 +453,11 @@ class Trainer:
             self.epoch_sums, self.epoch_count = {}, 0
             if self.info.is_main:
                 save_model_checkpoint(self.run_dir / "checkpoints" / f"epoch_{epoch}.safetensors", self.model, cfg.model,
-                                      {"epoch": epoch, "global_step": self.global_step})
-            self.logger.info(f"epoch {epoch} done: " + ", ".join(f"{k}={v:.4f}" for k, v in epoch_stats.items()))
+                                      {"epoch": epoch, "epochs_completed": epoch + 1, "global_step": self.global_step})
+            stats = ", ".join(f"{k}={v:.4f}" for k, v in epoch_stats.items())
+            self.logger.info(f"epoch {epoch + 1}/{end} done: {stats}")
             self.logger.epoch(epoch, epoch_stats)
-            due = self.eval_enabled and (cfg.train.eval_every_epoch or self.epoch == cfg.train.end_epoch)
+            due = self.eval_enabled and (cfg.train.eval_every_epoch or self.epoch == end)
             self.pending_eval = epoch if due else None
             self.save_state()  # before the evaluation: a kill during it does not redo the epoch
             if due:
@@ -434,12 +466,25 @@ class Trainer:
         where = "train.log" + (" and train.rank<N>.log" if self.info.distributed else "")
         files = f" (each named in a 'skipped' warning in {self.run_dir / where})" if replaced else ""
         self.logger.info(
-            f"finished {cfg.train.end_epoch} epochs: {self.bad_steps_total} non-finite steps skipped, "
+            f"finished {plural(end, 'epoch')}: {self.bad_steps_total} non-finite steps skipped, "
             f"{replaced} unreadable samples replaced{files}"
         )
         if self.info.is_main and (self.bad_steps_total or replaced):
             print(f"warning: {self.bad_steps_total} steps skipped, {replaced} unreadable samples replaced{files}")
         return final
+
+    def _check_warmup(self, steps_per_epoch: int) -> None:
+        """Warn (not change the schedule) when the linear warm-up covers the whole run: the lr never reaches its
+        configured value, so a short run barely trains."""
+        t = self.cfg.train
+        total = t.end_epoch * steps_per_epoch
+        if t.warmup_steps and t.warmup_steps >= total and self.info.is_main:
+            self.logger.warn_user(
+                f"train.warmup_steps={t.warmup_steps} >= the run's {total} training steps "
+                f"({plural(t.end_epoch, 'epoch')} x {plural(steps_per_epoch, 'step')}): the learning rate never leaves "
+                f"its linear warm-up and reaches at most {total / t.warmup_steps:.1%} of its configured value. Lower "
+                f"train.warmup_steps (e.g. train.warmup_steps={max(1, total // 10)}) or train longer"
+            )
 
     def _evaluate(self, epoch: int) -> dict[str, float]:
         """Rank 0 evaluates the model after ``epoch``; the others wait at a barrier (see dist_timeout_minutes)."""
@@ -448,7 +493,7 @@ class Trainer:
             assert self.evaluate_fn is not None  # eval_enabled is rank 0's evaluate_fn, broadcast
             result = self.evaluate_fn(self.model)
             result.write(self.run_dir, f"eval_epoch_{epoch}")
-            self.logger.info(f"epoch {epoch} eval: {result.summary()}")
+            self.logger.info(f"epoch {epoch + 1}/{self.cfg.train.end_epoch} eval: {result.summary()}")
             self.logger.epoch(epoch, {f"eval_{k}": v for k, v in result.means.items()})
             means = result.means
         barrier(self.info)

@@ -34,7 +34,8 @@ key                   shape         meaning
 ``focal``             () or (2,)    focal length of the virtual camera, pixels (5000)
 ``princpt``           (2,)          ``cx, cy`` of the virtual camera (crop-box centre), pixels
 ``input_keypoints``   (17, 3)       the COCO keypoints used: ``x, y`` pixels and score
-``joint_score``       (15,)         the network's per-joint 2D confidences
+``joint_score``       (15,)         per-joint confidence: the probability mass at the predicted joint in its
+                                    softmax over the 8x8x8 position volume, from 1/512 (no opinion) to 1
 ====================  ============  ==========================================================================
 
 NPZ keeps full precision and dtypes; JSON rounds floats to ``decimals`` places (default 6: micrometres,

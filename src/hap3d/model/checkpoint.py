@@ -109,14 +109,27 @@ def read_checkpoint(path: str | Path) -> RawCheckpoint:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError for code-carrying files, RuntimeError for corrupt archives
         raise CheckpointError(
-            f"{path}: cannot be read as a weights-only PyTorch checkpoint ({type(err).__name__}: {_first_line(err)}). "
-            "Files that need arbitrary Python objects to load are refused, because unpickling them could run code."
+            f"{path}: not a checkpoint hap3d can read ({type(err).__name__}: {_load_problem(err)}): neither a "
+            "safetensors file nor a PyTorch file holding only tensors and plain values. hap3d never unpickles other "
+            "Python objects, because that could run code."
         ) from err
     return _identify(path, obj)
 
 
 def _first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _load_problem(err: Exception) -> str:
+    """What torch.load(weights_only=True) objected to, without its advice to retry with weights_only=False (which
+    would unpickle arbitrary code)."""
+    text = str(err)
+    if not text.startswith("Weights only load failed"):
+        return _first_line(err)
+    text = text.split("Check the documentation", 1)[0]
+    text = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else text.split("\n", 1)[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "unsupported content"
 
 
 def _looks_like_safetensors(head: bytes) -> bool:
@@ -152,6 +165,8 @@ def _identify(path: Path, obj: Any) -> RawCheckpoint:
         raise CheckpointError(f"{path}: expected a dict at the top level, found {type(obj).__name__}")
     meta = _plain_meta(obj)
     if obj.get("format") == TRAIN_STATE_FORMAT:
+        # Its 'epoch' is the next epoch to run, i.e. the count of completed ones: named so beside epoch_N files.
+        meta = {("epochs_completed" if k == "epoch" else k): v for k, v in meta.items()}
         meta["model_config"] = dict(obj["config"]["model"])
         return RawCheckpoint(path, TRAIN_STATE_FORMAT, _tensor_dict(obj["model"], path, "model"), meta)
     if "network" in obj:
