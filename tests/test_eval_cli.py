@@ -112,6 +112,20 @@ def test_eval_of_a_run_checkpoint_uses_the_run_config_and_its_own_folder(setup, 
     printed = capsys.readouterr().out
     assert f"config: {run / 'config.yaml'} (the checkpoint's run; --cfg and the flags override it)" in printed
     assert f"results: {out / 'eval.json'}" in printed
+    # the run's training device is not imposed on evaluation (this machine has no cuda:1)
+    data = yaml.safe_load((run / "config.yaml").read_text())
+    data["eval"]["device"] = "cuda:1"
+    (run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    assert cli_main(["eval", "--ckpt", "run/checkpoints/epoch_24.safetensors", "eval.test_batch_size=2"]) == 0
+    # a run config this version cannot read (another hap3d's keys): warned, the defaults plus flags still evaluate
+    data["model"]["from_the_future"] = 1
+    (run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    capsys.readouterr()
+    assert cli_main(["eval", "--ckpt", "run/checkpoints/epoch_24.safetensors", "--data-root", str(root / "data"),
+                     "--body-model-dir", str(body), "eval.test_batch_size=2", "data.num_workers=0"]) == 0
+    assert "does not load" in capsys.readouterr().err
+    del data["model"]["from_the_future"]
+    (run / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     # a flag still beats the run's config
     assert cli_main(["eval", "--ckpt", str(run / "checkpoints" / "epoch_24.safetensors"), "--data-root",
                      str(tmp_path / "elsewhere")]) == 2

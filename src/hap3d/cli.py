@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import os
+import select
 import sys
 import time
 from pathlib import Path
@@ -116,6 +117,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from hap3d.config import ConfigError
     from hap3d.engine.run import evaluate
 
     overrides = list(args.overrides) + (["data.crowd=true"] if args.crowd else [])
@@ -125,11 +127,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     path = args.cfg or run_config_of(args.ckpt)
     if args.cfg:
         print(f"config: {path} (--cfg)")
+        cfg = _load_cfg(args, path)
     elif path:
         print(f"config: {path} (the checkpoint's run; --cfg and the flags override it)")
+        if not args.device:  # the run's training device (say cuda:1) need not exist where it is evaluated
+            args.overrides.append("eval.device=auto")
+        try:
+            cfg = _load_cfg(args, path)
+        except ConfigError as err:  # e.g. written by another hap3d version: the defaults still evaluate it
+            print(f"hap3d: warning: {path} does not load ({err}); using the built-in defaults (pass --cfg to choose)",
+                  file=sys.stderr)
+            cfg = _load_cfg(args, None)
     else:
         print("config: built-in defaults (no --cfg, and no <run>/config.yaml beside the checkpoint's folder)")
-    cfg = _load_cfg(args, path)
+        cfg = _load_cfg(args, None)
     out = Path(args.out) if args.out else eval_out_dir(args.ckpt, cfg.data.crowd)
     result = evaluate(cfg, args.ckpt, out)
     print(result.per_sequence_table())
@@ -411,6 +422,22 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
+def _stdout_broken() -> bool:
+    """Whether stdout's reader has gone (``| head``), as opposed to some other pipe breaking."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return False
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.time()
@@ -419,7 +446,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command != "inspect":
             print(f"done in {time.time() - start:.1f} s")
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
-    except BrokenPipeError:
+    except BrokenPipeError as err:
+        if not _stdout_broken():  # another pipe (a worker, a socket) broke: that is a real failure
+            print(f"hap3d: error: broken pipe: {err}", file=sys.stderr)
+            return 1
         _silence_stdout()
         return 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader stopped early
     except Hap3dError as err:

@@ -16,7 +16,14 @@ class Hap3dError(RuntimeError):
 
 
 def _umask() -> int:
-    """The process umask (reading it means setting it, so set it straight back)."""
+    """The process umask: from /proc on Linux, else by setting it and straight back (not thread-safe there)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

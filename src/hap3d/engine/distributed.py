@@ -71,13 +71,17 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+_ANNOUNCED: set[tuple[int, int]] = set()
+
+
 def loader_workers(requested: int, announce: bool = True) -> int:
     """``requested`` DataLoader workers capped at :func:`usable_cpus`: more only compete for the same cores (and make
     torch warn every epoch). ``announce``: say so once on stdout and in the log (one process of a run suffices)."""
     cpus = usable_cpus()
     if requested <= cpus:
         return requested
-    if announce:
+    if announce and (requested, cpus) not in _ANNOUNCED:  # once per process, not at every evaluation
+        _ANNOUNCED.add((requested, cpus))
         msg = f"data.num_workers={requested} capped at {cpus} loader workers: this process may use {cpus} CPUs"
         print(msg)
         log.info(msg)

@@ -478,9 +478,9 @@ class Trainer:
         configured value, so a short run barely trains."""
         t = self.cfg.train
         total = t.end_epoch * steps_per_epoch
-        if t.warmup_steps and t.warmup_steps >= total and self.info.is_main:
+        if t.warmup_steps and t.warmup_steps > total and self.info.is_main:
             self.logger.warn_user(
-                f"train.warmup_steps={t.warmup_steps} >= the run's {total} training steps "
+                f"train.warmup_steps={t.warmup_steps} > the run's {total} training steps "
                 f"({plural(t.end_epoch, 'epoch')} x {plural(steps_per_epoch, 'step')}): the learning rate never leaves "
                 f"its linear warm-up and reaches at most {total / t.warmup_steps:.1%} of its configured value. Lower "
                 f"train.warmup_steps (e.g. train.warmup_steps={max(1, total // 10)}) or train longer"
