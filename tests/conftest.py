@@ -28,4 +28,12 @@ def body_dir(tmp_path_factory) -> Path:
     return write_body_model_dir(tmp_path_factory.mktemp("body") / "body_model")
 
 
+@pytest.fixture(scope="session")
+def fit_model(body_dir):
+    """The SMPL-fit target model of the readers (read-only), built once for all data tests."""
+    from hap3d.data import build_fit_model
+
+    return build_fit_model(body_dir)
+
+
 TINY_VIT = dict(backbone="vit_b", depth=2, embed_dim=64, num_heads=2, lift_dim=96)

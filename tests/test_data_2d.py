@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from hap3d.body.joints import CROWDPOSE_REFERENCE_FLIP_PAIRS, get_joint_set
-from hap3d.data import DATASETS, build_fit_model
+from hap3d.data import DATASETS
 from hap3d.data.check import TRAIN_SHAPES, _check_sample, check_data_root, cmd_data_check
 from hap3d.data.base import PackedRecords
 from hap3d.data.coco import MSCOCO
@@ -160,11 +160,6 @@ def data_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def coco_folder(tmp_path_factory) -> Path:
     return write_coco(tmp_path_factory.mktemp("coco"))
-
-
-@pytest.fixture(scope="module")
-def fit_model(body_dir):
-    return build_fit_model(body_dir)
 
 
 def force_augmentation(monkeypatch, aug: Augmentation) -> None:

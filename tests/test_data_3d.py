@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from hap3d.body.joints import convert_joints, get_joint_set, joint_mapping
-from hap3d.data import build_fit_model
 from hap3d.data.check import TRAIN_SHAPES, _check_sample, check_data_root
 from hap3d.data.base import PackedRecords
 from hap3d.data.human36m import Human36M
@@ -184,11 +183,6 @@ def write_muco(root: Path, fit_model) -> Path:
 
 
 # -------------------------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def fit_model(body_dir):
-    return build_fit_model(body_dir)
-
-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory, fit_model) -> Path:
     root = tmp_path_factory.mktemp("data3d")

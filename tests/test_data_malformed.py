@@ -15,7 +15,6 @@ import torch
 
 import test_data_2d as d2
 import test_data_3d as d3
-from hap3d.data import build_fit_model
 from hap3d.data.check import TEST_SHAPES, TRAIN_SHAPES, _check_sample
 from hap3d.data.fit import compute_fit_targets
 from hap3d.data.human36m import Human36M
@@ -25,11 +24,6 @@ from hap3d.data.muco import MuCo
 from hap3d.data.pw3d import PW3D
 from hap3d.data.synth import write_synthetic_datasets
 from hap3d.data.transforms import Augmentation
-
-
-@pytest.fixture(scope="module")
-def fit_model(body_dir):
-    return build_fit_model(body_dir)
 
 
 @pytest.fixture(scope="module")
