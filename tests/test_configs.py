@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hap3d.config import ConfigError, load_config
+from hap3d.config import SHIPPED_CONFIGS, ConfigError, load_config, shipped_configs
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted(SHIPPED_CONFIGS.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
@@ -16,6 +16,17 @@ def test_shipped_config_validates(path):
     cfg = load_config(path)
     assert cfg.train.end_epoch == 11
     assert cfg.model.reference_compat == (path.name != "hap_vit_b_improved.yaml")
+
+
+def test_shipped_configs_load_by_name(tmp_path, monkeypatch):
+    assert shipped_configs() == [p.stem for p in CONFIGS] and "hap_vit_b_3dpw" in shipped_configs()
+    for name in ("hap_vit_b_3dpw", "hap_vit_b_3dpw.yaml"):
+        assert load_config(name) == load_config(SHIPPED_CONFIGS / "hap_vit_b_3dpw.yaml")
+    monkeypatch.chdir(tmp_path)  # a file of that name in the working folder wins
+    (tmp_path / "hap_vit_b_3dpw.yaml").write_text("lr: 0.5\n")
+    assert load_config("hap_vit_b_3dpw.yaml").train.lr == 0.5
+    with pytest.raises(ConfigError, match=r"config 'nope' not found: neither a file nor a shipped config \(.*hap_vit_b_3dpw"):
+        load_config("nope")
 
 
 def test_reference_optimizer_spelling_is_accepted(tmp_path):

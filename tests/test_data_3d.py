@@ -484,6 +484,7 @@ def test_data_check(data_root, body_dir):
     assert all(d.spot_ok == d.spot_total == 2 for d in report.datasets)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("flip", [False, True])
 def test_crop_equals_warping_the_whole_float_frame(flip):
     """The crop converts only the pixels it samples; the result is bit-identical to the reference's way (the

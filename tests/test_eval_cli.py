@@ -56,13 +56,25 @@ def _check_metrics(out) -> dict:
     return got
 
 
+def _fixture_sequence_counts() -> dict[str, int]:
+    """Person-frames per sequence, from the fixture's own 3DPW annotation file (evaluated people are its aids)."""
+    ann = json.loads((golden_dir() / "case_d_pw3d" / "3DPW_latest_test.json").read_text())
+    seq_of_image = {im["id"]: im["sequence"] for im in ann["images"]}
+    aids = set(json.loads((golden_dir() / "case_d.json").read_text())["aids"])
+    counts: dict[str, int] = {}
+    for a in ann["annotations"]:
+        if a["id"] in aids:
+            counts[seq_of_image[a["image_id"]]] = counts.get(seq_of_image[a["image_id"]], 0) + 1
+    return counts
+
+
 def test_eval_command_reproduces_reference_metrics(setup, capsys):
     root, body, ckpt = setup
     out = root / "eval_out"
     got = _eval(root, body, ckpt, out)
     ref = json.loads((golden_dir() / "case_d.json").read_text())["metric_model"]
     assert got["num_samples"] == len(ref["mpjpe"]["per_sample"])
-    assert set(got["per_sequence"]) == {"synthseq_00", "synthseq_01"}
+    assert {k: v["count"] for k, v in got["per_sequence"].items()} == _fixture_sequence_counts()
     rows = list(csv.DictReader(open(out / "eval_per_sample.csv")))
     for row, want in zip(rows, ref["mpjpe"]["per_sample"]):
         assert float(row["mpjpe"]) == pytest.approx(want, rel=1e-4)

@@ -9,6 +9,7 @@ from hap3d.config import ConfigError, ModelConfig, apply_overrides, from_dict
 from hap3d.model import build_model
 from hap3d.model.heads import GraphConvBlock
 from hap3d.model.losses import loss_terms, reduce_losses
+from hap3d.utils import Hap3dError
 
 from conftest import TINY_VIT
 
@@ -131,6 +132,7 @@ def test_valid_mean_reduction_normalises_by_supervised_elements(body_dir):
     assert valid["smpl_joint_cam"].item() == pytest.approx(mean["smpl_joint_cam"].item(), rel=1e-5)
 
 
+@pytest.mark.numerics
 def test_bf16_autocast_stays_close_to_fp32(body_dir):
     """Stated tolerance for bf16 inference: root-relative mesh within 2 cm and pose within 0.05 rad of fp32."""
     model = build_model(ModelConfig(**TINY_VIT), body_dir).eval()
@@ -155,12 +157,17 @@ def test_batch_of_three_matches_per_sample(body_dir):
 
 
 def test_amp_auto_resolution(monkeypatch):
-    from hap3d import utils
+    from hap3d import precision
 
-    monkeypatch.setattr(utils, "native_bf16", lambda device_type="cpu": True)
-    assert utils.resolve_amp("auto", "cpu") == "bf16"
-    monkeypatch.setattr(utils, "native_bf16", lambda device_type="cpu": False)
-    assert utils.resolve_amp("auto", "cpu") == "none" and utils.resolve_amp("fp16", "cpu") == "fp16"
+    monkeypatch.setattr(precision, "native_bf16", lambda device_type="cpu": True)
+    assert precision.resolve_amp("auto", "cpu") == "bf16"
+    monkeypatch.setattr(precision, "native_bf16", lambda device_type="cpu": False)
+    assert precision.resolve_amp("auto", "cpu") == "none" and precision.resolve_amp("fp16", "cpu") == "fp16"
+    monkeypatch.setattr(precision, "native_fp16", lambda device_type="cpu": False)
+    with pytest.raises(Hap3dError, match="--amp=fp16 on a CPU without native fp16"):
+        precision.check_amp("fp16", "cpu", "--amp")
+    monkeypatch.setattr(precision, "native_fp16", lambda device_type="cpu": True)
+    assert precision.check_amp("fp16", "cpu") == "fp16"
 
 
 def test_graph_block_eval_folding_equals_the_per_joint_modules():

@@ -38,8 +38,9 @@ def _fake_chumpy_module():
     return mod
 
 
-def write_chumpy_style_pickle(path, arrays) -> None:
-    """An SMPL pickle as the official files are: chumpy arrays, a scipy.sparse regressor, latin1-safe."""
+def write_chumpy_style_pickle(path, arrays, sparse=scipy.sparse.csc_matrix) -> None:
+    """An SMPL pickle as the official files are: chumpy arrays, a scipy.sparse regressor (CSC in the official
+    files; other formats are what current scipy writes when someone re-saves one), latin1-safe."""
     mod = _fake_chumpy_module()
     pkg = types.ModuleType("chumpy")
     saved = {k: sys.modules.get(k) for k in ("chumpy", "chumpy.ch")}
@@ -49,7 +50,7 @@ def write_chumpy_style_pickle(path, arrays) -> None:
             "v_template": mod.Ch(arrays["v_template"].astype(np.float64)),
             "shapedirs": mod.Ch(arrays["shapedirs"].astype(np.float64)),
             "posedirs": arrays["posedirs"].astype(np.float64),
-            "J_regressor": scipy.sparse.csc_matrix(arrays["J_regressor"].astype(np.float64)),
+            "J_regressor": sparse(arrays["J_regressor"].astype(np.float64)),
             "weights": mod.Ch(arrays["weights"].astype(np.float64)),
             "f": arrays["faces"].astype(np.uint32),
             "kintree_table": np.stack([np.where(arrays["parents"] < 0, 4294967295, arrays["parents"]), np.arange(24)]).astype(np.int64),
@@ -71,6 +72,39 @@ def test_chumpy_style_pickle_loads_without_chumpy(tmp_path, arrays):
     loaded = load_smpl_arrays(path)
     for k, v in arrays.items():
         np.testing.assert_allclose(loaded[k], v, rtol=0, atol=1e-7 if v.dtype.kind == "f" else 0)
+
+
+@pytest.mark.parametrize("sparse", ["csr_matrix", "coo_matrix", "csc_array", "csr_array", "coo_array"])
+def test_regressor_in_any_scipy_sparse_format_loads(tmp_path, arrays, sparse):
+    path = tmp_path / "SMPL_NEUTRAL.pkl"
+    write_chumpy_style_pickle(path, arrays, getattr(scipy.sparse, sparse))
+    np.testing.assert_allclose(load_smpl_arrays(path)["J_regressor"], arrays["J_regressor"], rtol=0, atol=1e-7)
+
+
+def test_coo_duplicates_add_up_and_bad_sparse_content_is_named(tmp_path, arrays):
+    dense = arrays["J_regressor"].astype(np.float64)
+    r, c = np.nonzero(dense)
+    half = dense[r, c] / 2  # every entry stored twice, as halves: scipy sums duplicates
+    dup = scipy.sparse.coo_matrix((np.concatenate([half, half]), (np.concatenate([r, r]), np.concatenate([c, c]))), dense.shape)
+    path = tmp_path / "SMPL_NEUTRAL.pkl"
+    write_chumpy_style_pickle(path, arrays, lambda _: dup)
+    np.testing.assert_allclose(load_smpl_arrays(path)["J_regressor"], dense, rtol=0, atol=1e-7)
+
+    bad = scipy.sparse.csr_matrix(dense)
+    bad.indices[3] = 10**6  # outside the 6890 columns
+    write_chumpy_style_pickle(path, arrays, lambda _: bad)
+    with pytest.raises(Hap3dError, match=r"SMPL_NEUTRAL\.pkl: field 'J_regressor'.*outside its shape"):
+        load_smpl_arrays(path)
+
+
+def test_fewer_betas_than_the_model_has(arrays):
+    smpl = SMPL(arrays)
+    betas = torch.tensor([[0.5, -1.0, 0.3]])
+    padded = torch.cat([betas, torch.zeros(1, 7)], dim=1)
+    pose = 0.2 * torch.ones(1, 72)
+    torch.testing.assert_close(smpl(pose, betas).vertices, smpl(pose, padded).vertices)
+    with pytest.raises(ValueError, match="betas"):
+        smpl(pose, torch.zeros(1, 10, 2))
 
 
 def test_golden_gzipped_pickle_equals_npz(arrays):

@@ -22,7 +22,9 @@ from hap3d.config import ConfigError, ModelConfig, load_config
 from hap3d.engine.distributed import DistInfo
 from hap3d.engine.evaluate import EvalResult
 from hap3d.engine.logging import RunLogger, attach_file_handler
+from hap3d import precision
 from hap3d.engine.train import (
+    LossScaler,
     ResumableSampler,
     Trainer,
     TrainingDiverged,
@@ -156,11 +158,19 @@ def _finite(model) -> bool:
     return all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
 
 
-@pytest.mark.parametrize("amp, loss_scale", [("fp16", "dynamic"), ("fp16", "fixed"), ("bf16", "dynamic")])
-def test_mixed_precision_steps_train_with_finite_weights(tmp_path, body_dir, amp, loss_scale):
-    # The untrained tiny network's fp16 gradients reach ~10^3-10^4, so 1024 would overflow: start the scale low.
-    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), f"train.amp={amp}", f"train.loss_scale={loss_scale}",
-                            "train.init_scale=2")
+def _scaled_fp32_trainer(tmp_path, body_dir, dataset, loss_scale, init_scale, *overrides, evaluate_fn=None):
+    """A trainer computing in fp32 whose steps go through an enabled fp16 loss scaler: the scaler's logic (skip on
+    overflow, dynamic back-off and growth, the reference's fixed reset) is then tested without fp16 kernels, whose
+    overflow depends on the CPU (fp16 training is refused on CPUs without native fp16, see hap3d.precision)."""
+    trainer = _tiny_trainer(tmp_path, body_dir, dataset, *overrides, evaluate_fn=evaluate_fn)
+    trainer.scaler = LossScaler("cpu", loss_scale, init_scale)
+    return trainer
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("loss_scale", ["dynamic", "fixed"])
+def test_loss_scaler_takes_finite_steps(tmp_path, body_dir, loss_scale):
+    trainer = _scaled_fp32_trainer(tmp_path, body_dir, RandomSamples(4), loss_scale, 2.0)
     before = [p.clone() for p in trainer.model.parameters()]
     batch = _first_batch(trainer)
     for _ in range(2):
@@ -168,22 +178,57 @@ def test_mixed_precision_steps_train_with_finite_weights(tmp_path, body_dir, amp
         assert skipped is None and all(math.isfinite(v) for v in logged.values())
     assert _finite(trainer.model)
     assert any(not torch.equal(a, p) for a, p in zip(before, trainer.model.parameters())), "no step was taken"
-    if amp == "fp16":  # both steps taken at scale 2: the dynamic scaler counts them, the fixed one resets each time
-        assert trainer.scaler.get_scale() == 2.0
-        assert trainer.scaler.state_dict()["_growth_tracker"] == (2 if loss_scale == "dynamic" else 0)
-    else:
-        assert not trainer.scaler.is_enabled()
+    # both steps taken at scale 2: the dynamic scaler counts them, the fixed one resets each time
+    assert trainer.scaler.get_scale() == 2.0
+    assert trainer.scaler.state_dict()["_growth_tracker"] == (2 if loss_scale == "dynamic" else 0)
 
 
+@pytest.mark.numerics
+def test_dynamic_loss_scale_grows_after_its_interval(tmp_path, body_dir):
+    trainer = _scaled_fp32_trainer(tmp_path, body_dir, RandomSamples(4), "dynamic", 2.0)
+    trainer.scaler.set_growth_interval(2)
+    batch = _first_batch(trainer)
+    for _ in range(2):
+        assert trainer.train_step(batch)[0] is None
+    assert trainer.scaler.get_scale() == 4.0
+
+
+@pytest.mark.numerics
 @pytest.mark.parametrize("loss_scale", ["dynamic", "fixed"])
 def test_fp16_overflow_backs_off_only_with_the_dynamic_scale(tmp_path, body_dir, loss_scale):
-    big = 2.0**60  # the scaled fp16 gradients overflow: the scaler skips the step
-    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "train.amp=fp16", f"train.loss_scale={loss_scale}",
-                            f"train.init_scale={big}")
+    big = 2.0**126  # the scaled gradients overflow even in fp32: the scaler skips the step
+    trainer = _scaled_fp32_trainer(tmp_path, body_dir, RandomSamples(4), loss_scale, big)
     before = [p.clone() for p in trainer.model.parameters()]
     trainer.train_step(_first_batch(trainer))
     assert all(torch.equal(a, p) for a, p in zip(before, trainer.model.parameters()))
     assert trainer.scaler.get_scale() == (big / 2 if loss_scale == "dynamic" else big)  # fixed: the reference's reset
+
+
+@pytest.mark.numerics
+def test_bf16_autocast_training_steps_stay_finite(tmp_path, body_dir):
+    """bf16 has fp32's range: it trains on any CPU (natively on AVX512-BF16/AMX, emulated elsewhere)."""
+    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "train.amp=bf16")
+    assert not trainer.scaler.is_enabled()
+    batch = _first_batch(trainer)
+    for _ in range(2):
+        skipped, logged = trainer.train_step(batch)
+        assert skipped is None and all(math.isfinite(v) for v in logged.values())
+    assert _finite(trainer.model)
+
+
+def test_fp16_training_on_a_cpu_without_native_fp16_names_bf16(tmp_path, body_dir, monkeypatch):
+    monkeypatch.setattr(precision, "native_fp16", lambda device_type="cpu": False)
+    with pytest.raises(Hap3dError, match=r"train\.amp=fp16 on a CPU without native fp16.*train\.amp=bf16"):
+        _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "train.amp=fp16")
+
+
+@pytest.mark.numerics
+@pytest.mark.skipif(not precision.native_fp16("cpu"), reason="this CPU has no native fp16 (AVX512-FP16 / AMX-FP16): "
+                    "fp16 training is refused on it, see test_fp16_training_on_a_cpu_without_native_fp16_names_bf16")
+def test_native_fp16_training_step_keeps_weights_finite(tmp_path, body_dir):
+    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "train.amp=fp16", "train.init_scale=2")
+    trainer.train_step(_first_batch(trainer))  # taken, or skipped by the scaler: never non-finite weights
+    assert _finite(trainer.model)
 
 
 def test_optimizers_from_config(tmp_path, body_dir):
@@ -206,14 +251,14 @@ def test_optimizers_from_config(tmp_path, body_dir):
 
 
 def test_resume_restores_optimizer_scaler_and_rng_state(tmp_path, body_dir):
-    args = ("train.optimizer=adamw", "train.amp=fp16", "train.init_scale=2", "train.end_epoch=1")
-    first = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args)
+    args = ("train.optimizer=adamw", "train.end_epoch=1")
+    first = _scaled_fp32_trainer(tmp_path, body_dir, RandomSamples(4), "dynamic", 2.0, *args)
     first.run()
     optimizer, scaler, rng = first.optimizer.state_dict(), first.scaler.state_dict(), torch.get_rng_state()
     saved = _state(first.run_dir)
     _assert_same(saved["optimizer"], optimizer)
     torch.manual_seed(123)
-    second = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args)
+    second = _scaled_fp32_trainer(tmp_path, body_dir, RandomSamples(4), "dynamic", 2.0, *args)
     assert not second.optimizer.state_dict()["state"] and second.scaler.state_dict() != scaler  # fresh ones differ
     assert second.load_state()
     _assert_same(second.optimizer.state_dict(), optimizer, "optimizer")

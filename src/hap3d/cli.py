@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hap3d.config import shipped_configs
 from hap3d.utils import Hap3dError
 
 if TYPE_CHECKING:
@@ -232,7 +233,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
     python = args.mediapipe_python
     if args.setup:
-        python = setup_venv(args.venv, args.base_python)
+        python = setup_venv(args.venv, args.base_python, constraints=args.constraints)
         if args.input is None:
             return 0
     elif args.input is None:
@@ -274,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train (single process, or under torchrun for DDP)",
                        description="Train. KEY=VALUE config overrides may come anywhere on the command line.")
-    t.add_argument("--cfg", help="YAML config, ours or the reference's (default: the built-in defaults)")
+    t.add_argument("--cfg", help="YAML config, ours or the reference's, or the name of a shipped one ("
+                   f"{', '.join(shipped_configs())}; default: the built-in defaults)")
     t.add_argument("--out", help="run directory (default: the config's output_dir)")
     t.add_argument("--resume", action="store_true", help="continue from <run>/checkpoints/last.pt")
     t.add_argument("--data-root", help="data root: Human36M/, MuCo/, MSCOCO/ or coco/, MPII/data/ or mpii/data/, "
@@ -339,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="create (or reuse) a venv with mediapipe and check that it works offline")
     x.add_argument("--venv", help="the venv of --setup, also searched for detection (default: "
                                   "$HAP3D_MEDIAPIPE_VENV, else ~/.cache/hap3d/mediapipe-venv)")
+    x.add_argument("--constraints", help="with --setup: a pip constraints file of exact versions (the repository's "
+                   "requirements/detect-lock.txt, what the tests ran with)")
     x.add_argument("--base-python", help="python that creates the venv (default: this one; mediapipe needs 3.9-3.12)")
     x.add_argument("--mediapipe-python", help=MEDIAPIPE_PYTHON_HELP)
     x.add_argument("--min-confidence", type=float, default=0.5, help="MediaPipe's person detection threshold")

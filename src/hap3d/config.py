@@ -401,6 +401,28 @@ def _same_value(a: Any, b: Any) -> bool:
         return False
 
 
+SHIPPED_CONFIGS = Path(__file__).with_name("configs")  # installed with the package
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs that come with the package (``--cfg NAME``)."""
+    return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))
+
+
+def resolve_config_path(cfg: str | Path) -> Path:
+    """A config file path, or the name of a shipped config (``hap_vit_b_3dpw`` or ``hap_vit_b_3dpw.yaml``).
+
+    A file that exists wins over a shipped name, so a user's own ``hap_vit_b_3dpw.yaml`` in the working folder is
+    the one read when given by that path."""
+    path = Path(cfg)
+    if path.exists() or len(path.parts) != 1:
+        return path
+    shipped = SHIPPED_CONFIGS / (path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml")
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(f"config {str(cfg)!r} not found: neither a file nor a shipped config ({', '.join(shipped_configs())})")
+
+
 def _file_data(path: str | Path) -> dict[str, Any]:
     """The YAML file's mapping with its flat keys moved into their sections. A flat key and its sectioned
     spelling with different values (``lr: 1e-3`` and ``train: {lr: 3e-4}``) contradict each other: an error."""
@@ -429,6 +451,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     file's, whichever spelling either uses; two spellings of one key with different values in the same source
     are an error rather than one silently winning. An error names the override that caused it, else the file.
     """
+    path = resolve_config_path(path) if path is not None else None
     data = _file_data(path) if path is not None else {}
     cli: dict[str, tuple[str, Any, str]] = {}  # dotted key -> (spelling, value, override text)
     for text in overrides or []:

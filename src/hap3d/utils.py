@@ -104,24 +104,3 @@ def rule_state_dict(
     for key, shape in shapes.items():
         out[key] = rule_array(key, shape, salt, one_d, gains.get(key, 1.0))
     return out
-
-
-def native_bf16(device_type: str = "cpu") -> bool:
-    """Whether bf16 matmuls run natively (AVX512-BF16/AMX on CPU, Ampere+ on CUDA); emulated bf16 is slower than fp32."""
-    if device_type == "cuda":
-        import torch
-
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_amp(amp: str, device_type: str) -> str:
-    """'auto' -> 'bf16' where it is native (outputs stay within the tested tolerance of fp32), else 'none'."""
-    if amp != "auto":
-        return amp
-    return "bf16" if native_bf16(device_type) else "none"

@@ -22,7 +22,6 @@ import torch.nn as nn
 from hap3d.body.rotations import axis_angle_to_rotmat
 from hap3d.utils import Hap3dError
 
-NUM_VERTICES = 6890
 NUM_JOINTS = 24
 NUM_BETAS = 10
 GENDERS = ("neutral", "male", "female")
@@ -56,7 +55,17 @@ class _ChumpyArray(_Inert):
 
 
 class _SparseMatrix(_Inert):
-    pass
+    """A pickled scipy.sparse matrix or array; ``fmt`` ('csc', 'csr' or 'coo') comes from its class name, which
+    current scipy does not repeat in the pickled state."""
+
+    fmt = "csc"
+
+
+_SPARSE_CLASSES = {
+    f"{fmt}_{kind}": type(f"_Sparse_{fmt}_{kind}", (_SparseMatrix,), {"fmt": fmt})
+    for fmt in ("csc", "csr", "coo")
+    for kind in ("matrix", "array")
+}
 
 
 try:  # numpy >= 2 moved the pickling helpers; old pickles still name numpy.core
@@ -84,8 +93,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             return codecs.encode
         if module.startswith("chumpy"):
             return _ChumpyArray
-        if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix", "coo_matrix"):
-            return _SparseMatrix
+        if module.startswith("scipy.sparse") and name in _SPARSE_CLASSES:
+            return _SPARSE_CLASSES[name]
         if (module, name) in (("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor")):
             return _reconstructor
         if (module, name) in (("__builtin__", "object"), ("builtins", "object")):
@@ -98,7 +107,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def _reconstructor(cls: type, base: type, state: Any) -> Any:
-    if cls not in (_ChumpyArray, _SparseMatrix):
+    if not (isinstance(cls, type) and issubclass(cls, (_ChumpyArray, _SparseMatrix))):
         raise pickle.UnpicklingError(f"refusing to reconstruct {cls!r}")
     return cls()
 
@@ -111,25 +120,43 @@ def _to_array(value: Any) -> Any:
             raise Hap3dError("chumpy object without a stored array ('x') — not a plain SMPL model file")
         return np.asarray(state["x"])
     if isinstance(value, _SparseMatrix):
-        return _sparse_to_dense(value.state)
+        return _sparse_to_dense(value)
     return value
 
 
-def _sparse_to_dense(state: dict) -> np.ndarray:
-    shape = tuple(state.get("_shape") or state.get("shape"))
-    data, indices, indptr = (np.asarray(state[k]) for k in ("data", "indices", "indptr"))
-    fmt = state.get("format", "csc")
-    dense = np.zeros(shape, dtype=data.dtype)
-    if fmt == "coo" or "row" in state:
-        dense[np.asarray(state["row"]), np.asarray(state["col"])] = data
-        return dense
-    major = shape[1] if fmt == "csc" else shape[0]
-    for m in range(major):
-        lo, hi = indptr[m], indptr[m + 1]
-        if fmt == "csc":
-            dense[indices[lo:hi], m] = data[lo:hi]
-        else:
-            dense[m, indices[lo:hi]] = data[lo:hi]
+def _sparse_to_dense(matrix: _SparseMatrix) -> np.ndarray:
+    """Densify a pickled CSC / CSR / COO matrix (old scipy: ``row``/``col``; current: ``coords``; either: ``_shape``
+    or ``shape``). Duplicate entries add up, as in scipy. Malformed content raises :class:`ValueError`."""
+    state = matrix.state if isinstance(matrix.state, dict) else {}
+    fmt = str(state.get("format", matrix.fmt))
+    shape = state.get("_shape", state.get("shape"))
+    if shape is None or len(shape) != 2 or not all(isinstance(n, (int, np.integer)) and 0 <= n <= 10**7 for n in shape):
+        raise ValueError(f"sparse {fmt} matrix without a valid 2-D shape ({shape!r})")
+    rows, cols = int(shape[0]), int(shape[1])
+    if rows * cols > 10**9:
+        raise ValueError(f"sparse {fmt} matrix of {rows} x {cols} is too large to densify")
+    data = np.asarray(state.get("data", ()))
+    if fmt == "coo" or "coords" in state or "row" in state:
+        coords = state["coords"] if "coords" in state else (state.get("row", ()), state.get("col", ()))
+        r, c = (np.asarray(x, dtype=np.int64).reshape(-1) for x in coords)
+    elif fmt in ("csc", "csr"):
+        indices = np.asarray(state.get("indices", ()), dtype=np.int64).reshape(-1)
+        indptr = np.asarray(state.get("indptr", ()), dtype=np.int64).reshape(-1)
+        major = cols if fmt == "csc" else rows
+        if len(indptr) != major + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(indices):
+            raise ValueError(f"sparse {fmt} matrix with an inconsistent 'indptr' for shape {rows} x {cols}")
+        owner = np.repeat(np.arange(major), np.diff(indptr))
+        r, c = (indices, owner) if fmt == "csc" else (owner, indices)
+    else:
+        raise ValueError(f"unsupported sparse format {fmt!r}")
+    if not (len(r) == len(c) == data.size):
+        raise ValueError(f"sparse {fmt} matrix: {data.size} values for {len(r)} row and {len(c)} column indices")
+    if len(r) and (r.min() < 0 or r.max() >= rows or c.min() < 0 or c.max() >= cols):
+        raise ValueError(f"sparse {fmt} matrix: an index lies outside its shape {rows} x {cols}")
+    if not np.issubdtype(data.dtype, np.number):
+        raise ValueError(f"sparse {fmt} matrix with non-numeric values ({data.dtype})")
+    dense = np.zeros((rows, cols), dtype=data.dtype)
+    np.add.at(dense, (r, c), data.reshape(-1))
     return dense
 
 
@@ -163,7 +190,12 @@ def load_smpl_arrays(path: str | Path) -> dict[str, np.ndarray]:
     missing = [k for k in REQUIRED_KEYS if k not in src]
     if missing:
         raise Hap3dError(f"{path}: not an SMPL model file, missing keys {missing}.\n{OBTAIN_HINT}")
-    a = {k: _to_array(src[k]) for k in REQUIRED_KEYS}
+    a = {}
+    for key in REQUIRED_KEYS:
+        try:
+            a[key] = _to_array(src[key])
+        except (ValueError, TypeError, KeyError) as err:
+            raise Hap3dError(f"{path}: field '{key}' cannot be read: {err}") from err
     out = {
         "v_template": np.asarray(a["v_template"], dtype=np.float32),
         "shapedirs": np.asarray(a["shapedirs"], dtype=np.float32),
@@ -267,7 +299,10 @@ class SMPL(nn.Module):
         nj = self.th_J_regressor.shape[0]
         nv = self.th_v_template.shape[1]
         # Plain matmuls over flattened blend shapes: much faster than the equivalent batched einsums on CPU.
-        shape_offsets = betas.to(dtype)[:, : self.num_betas] @ self.th_shapedirs.reshape(nv * 3, -1).T
+        if betas.ndim != 2 or betas.shape[0] != b:
+            raise ValueError(f"betas must be (B, <={self.num_betas}) for a batch of {b}, got {tuple(betas.shape)}")
+        k = min(betas.shape[1], self.num_betas)  # fewer betas: the missing ones are zero
+        shape_offsets = betas.to(dtype)[:, :k] @ self.th_shapedirs[..., :k].reshape(nv * 3, k).T
         v_shaped = self.th_v_template + shape_offsets.reshape(b, nv, 3)
         joints = torch.matmul(self.th_J_regressor, v_shaped)
 

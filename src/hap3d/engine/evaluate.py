@@ -7,7 +7,6 @@ per sequence).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import time
@@ -21,7 +20,8 @@ from tqdm import tqdm
 from hap3d.body.regressors import find_regressor, load_regressor
 from hap3d.body.smpl import GenderedSMPL
 from hap3d.engine.distributed import loader_workers
-from hap3d.engine.metrics import h36m_eval_joints, mesh_errors, pck_auc
+from hap3d.engine.metrics import degenerate_alignments, h36m_eval_joints, mesh_errors, pck_auc
+from hap3d.precision import autocast, check_amp
 from hap3d.utils import atomic_write
 
 
@@ -52,7 +52,8 @@ class EvalResult:
             f"MPJPE {m['mpjpe']:.2f} mm | PA-MPJPE {m['pa_mpjpe']:.2f} mm | MPVPE {m['mpvpe']:.2f} mm | "
             f"PA-MPVPE {m['pa_mpvpe']:.2f} mm | PCK@150 {self.pck150:.3f} | AUC {self.auc:.3f} "
             f"({len(self.aids)} person-frames)"
-        )
+        ) + (f"; {n} with all predicted joints at one point (PA aligns them to the centroid)"
+             if (n := self.extra.get("pa_degenerate_samples")) else "")
 
     def per_sequence_table(self) -> str:
         """The per-sequence means (mm) as an aligned text table, with the overall means last."""
@@ -113,6 +114,7 @@ class Evaluator:
         amp: str = "none",
         progress: bool = True,
     ) -> EvalResult:
+        amp = check_amp(amp, self.device.type, "eval.amp")
         start = time.time()
         was_training = model.training
         model.eval()
@@ -120,10 +122,11 @@ class Evaluator:
                                              num_workers=loader_workers(num_workers))
         metrics: dict[str, list[np.ndarray]] = {}
         joint_errors, aids, seqs = [], [], []
+        degenerate = 0  # samples whose predicted joints collapse to a point: no Procrustes alignment exists
         records = getattr(dataset, "records", None)
         for batch in tqdm(loader, desc="eval", disable=not progress, unit="batch", dynamic_ncols=True):
             inp = {k: v.to(self.device) for k, v in batch["inputs"].items()}
-            with _autocast(self.device, amp):
+            with autocast(self.device.type, amp):
                 out = model(inp["img"], inp["joints"], inp["joints_mask"])
             pred = out["smpl_mesh_cam"].float().cpu().numpy()
             gt = self.gt_meshes(batch["targets"])
@@ -132,15 +135,11 @@ class Evaluator:
                 metrics.setdefault(k, []).append(v)
             pj, gj = h36m_eval_joints(pred, self.h36m), h36m_eval_joints(gt, self.h36m)
             joint_errors.append(np.sqrt(((pj - gj) ** 2).sum(-1)) * 1000)
+            degenerate += int(degenerate_alignments(pj, gj).sum())
             idx = batch["meta"]["index"].tolist()
             aids.extend(int(a) for a in batch["meta"]["aid"])
             seqs.extend(records[i].sequence if records is not None else "all" for i in idx)
         model.train(was_training)
         pck, auc = pck_auc(np.concatenate(joint_errors)) if joint_errors else (0.0, 0.0)
-        return EvalResult({k: np.concatenate(v) for k, v in metrics.items()}, aids, seqs, pck, auc, time.time() - start)
-
-
-def _autocast(device: torch.device, amp: str):
-    if amp == "none":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+        return EvalResult({k: np.concatenate(v) for k, v in metrics.items()}, aids, seqs, pck, auc, time.time() - start,
+                          {"pa_degenerate_samples": degenerate})

@@ -14,13 +14,27 @@ import numpy as np
 
 from hap3d.body.joints import H36M_EVAL14
 
-METRICS = ("mpjpe", "pa_mpjpe", "mpvpe", "pa_mpvpe")
+def is_degenerate(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether no similarity alignment of ``a`` onto ``b`` is defined: non-finite points, or points of ``a`` that
+    coincide (zero spread: the reference divides 0 by 0 there and its PA metrics become NaN)."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return True
+    va, vb = np.var(a, axis=0).sum(), np.var(b, axis=0).sum()
+    return bool(va <= np.finfo(np.float64).eps * max(vb, np.finfo(np.float64).tiny))
 
 
 def rigid_align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Similarity transform (scale, rotation, translation) of points ``a`` (N,3) onto ``b`` minimising L2."""
+    """Similarity transform (scale, rotation, translation) of points ``a`` (N,3) onto ``b`` minimising L2.
+
+    Coincident points of ``a`` are mapped onto the centroid of ``b`` (the limit of the optimum as the scale
+    goes to 0) and non-finite input gives NaN, where the reference returns NaN or fails in the SVD;
+    :func:`is_degenerate` tells such samples apart so that evaluations can count them."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return np.full(a.shape, np.nan, dtype=np.result_type(a, b))
     n = a.shape[0]
     mu_a, mu_b = a.mean(0), b.mean(0)
+    if is_degenerate(a, b):
+        return np.broadcast_to(mu_b, a.shape).astype(np.result_type(a, b))
     h = (a - mu_a).T @ (b - mu_b) / n
     u, s, vt = np.linalg.svd(h)
     r = vt.T @ u.T
@@ -35,6 +49,11 @@ def rigid_align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _pa(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack([rigid_align(a[i], b[i]) for i in range(len(a))])
+
+
+def degenerate_alignments(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(B,) True where :func:`rigid_align` of a predicted sample has no proper solution (see :func:`is_degenerate`)."""
+    return np.array([is_degenerate(pred[i], gt[i]) for i in range(len(pred))], dtype=bool)
 
 
 def h36m_eval_joints(mesh: np.ndarray, h36m_regressor: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ epoch (so its means cover every step); the learning rate is recomputed from (epo
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import time
@@ -39,6 +38,7 @@ from hap3d.engine.logging import RunLogger, attach_file_handler
 from hap3d.model.checkpoint import NUMPY_SAFE_GLOBALS, TRAIN_STATE_FORMAT, save_model_checkpoint
 from hap3d.model.hap import HapModel
 from hap3d.model.losses import loss_terms, reduce_losses
+from hap3d.precision import autocast, check_amp
 from hap3d.utils import Hap3dError, atomic_write
 
 if TYPE_CHECKING:
@@ -110,6 +110,18 @@ def lr_factor(cfg: Config, epoch: int, step: int, steps_per_epoch: int) -> float
     return f
 
 
+class LossScaler(torch.amp.GradScaler):
+    """fp16 loss scaling: 'dynamic' (halve on overflow, grow after a run of good steps) or 'fixed', the reference's
+    reset to ``init_scale`` after every step (an overflowing step is still skipped). Disabled, it is a no-op."""
+
+    def __init__(self, device_type: str, mode: str, init_scale: float, enabled: bool = True) -> None:
+        super().__init__(device_type, init_scale=init_scale, enabled=enabled)
+        self.mode, self.reset_scale = mode, init_scale
+
+    def update(self, new_scale: float | torch.Tensor | None = None) -> None:
+        super().update(self.reset_scale if new_scale is None and self.mode == "fixed" else new_scale)
+
+
 class ResumableSampler(torch.utils.data.Sampler[int]):
     """The epoch's shuffled order for this rank (identical to DistributedSampler's), optionally from position k.
 
@@ -163,8 +175,8 @@ class Trainer:
         # dropout masks from here on (a shared seed would repeat the same masks on every rank).
         torch.manual_seed(derived_seed(cfg.train.seed, info.rank))
         self.optimizer = build_optimizer(self.model, cfg)
-        amp = cfg.train.amp
-        self.scaler = torch.amp.GradScaler(info.device.type, init_scale=cfg.train.init_scale, enabled=amp == "fp16")
+        self.amp = check_amp(cfg.train.amp, info.device.type, "train.amp")
+        self.scaler = LossScaler(info.device.type, cfg.train.loss_scale, cfg.train.init_scale, enabled=self.amp == "fp16")
         self.train_set = train_set
         b = cfg.train.train_batch_size
         if len(train_set) < b * info.world_size:
@@ -333,12 +345,6 @@ class Trainer:
                                     f"{torch.cuda.device_count()} visible now; CUDA RNG reseeded")
 
     # ----------------------------------------------------------------- loop
-    def autocast(self):
-        amp = self.cfg.train.amp
-        if amp == "none":
-            return contextlib.nullcontext()
-        return torch.autocast(self.info.device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
     def set_lr(self, factor: float) -> None:
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
@@ -350,7 +356,7 @@ class Trainer:
         targets = {k: v.to(dev, non_blocking=True) for k, v in batch["targets"].items()}
         meta = {k: v.to(dev, non_blocking=True) for k, v in batch["meta"].items()}
         self.optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
+        with autocast(self.info.device.type, self.amp):
             pred = self.ddp(inp["img"], inp["joints"], inp["joints_mask"])
             total, means = reduce_losses(loss_terms(pred, targets, meta, self.model.graph_index), self.cfg.train.loss_reduction)
         finite = torch.isfinite(total.detach()).float()
@@ -369,7 +375,7 @@ class Trainer:
         if norm is not None and not self.scaler.is_enabled() and not torch.isfinite(norm):
             return "non-finite gradients", {}
         self.scaler.step(self.optimizer)
-        self.scaler.update(self.cfg.train.init_scale if self.cfg.train.loss_scale == "fixed" else None)
+        self.scaler.update()
         values = all_reduce_mean(torch.stack([total.detach().float()] + [v.detach().float() for v in means.values()]), self.info)
         logged = dict(zip(["loss"] + [f"loss_{k}" for k in means], values.tolist()))
         return None, logged

@@ -273,8 +273,11 @@ def _run(cmd: list, echo: Callable[[str], None], hint: str = "") -> None:
 
 
 def setup_venv(venv: str | os.PathLike | None = None, base_python: str | os.PathLike | None = None,
-               echo: Callable[[str], None] = print) -> Path:
-    """Create (or reuse) a venv with MediaPipe, check that its model loads offline, and return its python."""
+               echo: Callable[[str], None] = print, constraints: str | os.PathLike | None = None) -> Path:
+    """Create (or reuse) a venv with MediaPipe, check that its model loads offline, and return its python.
+
+    ``constraints``: a pip constraints file with the exact versions to install (the repository's
+    ``requirements/detect-lock.txt``, the set the tests ran with)."""
     venv = Path(venv) if venv else default_venv()
     python = venv_python(venv)
     probe = [str(python), "-c", "import mediapipe; print(mediapipe.__version__)"]
@@ -285,7 +288,8 @@ def setup_venv(venv: str | os.PathLike | None = None, base_python: str | os.Path
             _run([base_python or sys.executable, "-m", "venv", venv], echo)
             (venv / ".gitignore").write_text("*\n")  # as Python >= 3.13 does: a venv inside a checkout stays out of git
         echo(f"installing mediapipe=={MEDIAPIPE_VERSION} and its dependencies (about 1 GB) into {venv}")
-        _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", f"mediapipe=={MEDIAPIPE_VERSION}"],
+        pinned = ["-c", str(Path(constraints).resolve())] if constraints else []
+        _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *pinned, f"mediapipe=={MEDIAPIPE_VERSION}"],
              echo, f" (mediapipe {MEDIAPIPE_VERSION} has wheels for CPython 3.9-3.12 on Linux, macOS and Windows; "
                    "--base-python picks the python that creates the venv)")
     version = MediaPipeDetector(python).check()

@@ -8,7 +8,6 @@ the crop-box centre reproduces the person at their place in the full image.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from hap3d.data.transforms import apply_affine, crop_image, inside_mask, joints_
 from hap3d.body.joints import convert_joints
 from hap3d.infer.keypoints import coco19_from_coco17
 from hap3d.model.hap import HapModel
-from hap3d.utils import resolve_amp
+from hap3d.precision import autocast, check_amp
 
 log = logging.getLogger(__name__)
 CONF_THR = 0.1  # the reference demo's keypoint threshold
@@ -72,7 +71,7 @@ class Predictor:
             raise ValueError(f"batch_size must be a positive number of crops per forward, got {batch_size}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.amp = resolve_amp(amp, self.device.type)
+        self.amp = check_amp(amp, self.device.type)
         self.batch_size = batch_size
         self.faces: np.ndarray = self.model.smpl.faces.cpu().numpy()  # (F, 3), once: every render and export uses it
 
@@ -121,11 +120,6 @@ class Predictor:
         diff = diff[diff != 0]
         return diff.size == 0 or diff.mean() < DUPLICATE_PX
 
-    def _autocast(self):
-        if self.amp == "none":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.amp == "bf16" else torch.float16)
-
     @torch.no_grad()
     def run_prepared(self, prepared: list[PreparedPerson]) -> list[PersonPrediction]:
         """Batched forward over prepared crops (from one or many images)."""
@@ -136,7 +130,7 @@ class Predictor:
             img = torch.from_numpy(np.stack([p.img for p in chunk])).to(self.device)
             joints = torch.from_numpy(np.stack([p.joints for p in chunk])).to(self.device)
             mask = torch.from_numpy(np.stack([p.mask for p in chunk])).to(self.device)
-            with self._autocast():
+            with autocast(self.device.type, self.amp):
                 pred = self.model(img, joints, mask)
             pred = {k: v.float().cpu().numpy() for k, v in pred.items()}
             for b, p in enumerate(chunk):
