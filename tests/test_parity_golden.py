@@ -14,7 +14,7 @@ from hap3d.model.losses import LOSS_NAMES, loss_terms, reduce_losses
 from hap3d.model.vit import ViT
 from hap3d.utils import rule_state_dict
 
-from golden import TOL_FORWARD, TOL_GRAD, TOL_TRAIN_ELEMENT, assert_close, golden_dir, golden_model, keys, npz, params, rules
+from golden import TOL_FORWARD, TOL_GRAD, TOL_TRAIN_ELEMENT, assert_close, golden_dir, golden_model, keys, npz, params, rules, tol
 
 pytestmark = [pytest.mark.slow, pytest.mark.numerics]
 
@@ -106,14 +106,14 @@ MID_KEYS = {
 @pytest.mark.parametrize("key", OUT_KEYS)
 def test_case_a_outputs(case_a_run, key):
     _, out = case_a_run
-    assert_close(out[key], npz("case_a.npz")[f"out/{key}"], TOL_FORWARD, key)
+    assert_close(out[key], npz("case_a.npz")[f"out/{key}"], tol("case_a", "out", TOL_FORWARD), key)
 
 
 @pytest.mark.parametrize("key", list(MID_KEYS))
 def test_case_a_intermediates(case_a_run, key):
     _, out = case_a_run
     ours = out[f"mid/{MID_KEYS[key]}"] if MID_KEYS[key] else out[key]
-    assert_close(ours, npz("case_a.npz")[f"mid/{key}"], TOL_FORWARD, key)
+    assert_close(ours, npz("case_a.npz")[f"mid/{key}"], tol("case_a", "mid", TOL_FORWARD), key)
 
 
 def test_case_a_heatmap_zeros_exact(case_a_run):
@@ -184,12 +184,12 @@ def test_case_b_targets_regenerate_exactly():
 def test_case_b_losses(case_b_run, name):
     _, _, terms, _, means, _, _ = case_b_run
     ref = npz("case_b.npz")
-    assert_close(means[name], ref[f"loss_mean/{name}"], TOL_FORWARD, name)
-    assert_close(terms[name].value, ref[f"loss_elem/{name}"], TOL_TRAIN_ELEMENT, name)
+    assert_close(means[name], ref[f"loss_mean/{name}"], tol("case_b", "loss_mean", TOL_FORWARD), name)
+    assert_close(terms[name].value, ref[f"loss_elem/{name}"], tol("case_b", "loss_elem", TOL_TRAIN_ELEMENT), name)
 
 
 def test_case_b_total(case_b_run):
-    assert_close(case_b_run[3], npz("case_b.npz")["loss_total"], TOL_FORWARD, "loss_total")
+    assert_close(case_b_run[3], npz("case_b.npz")["loss_total"], tol("case_b", "loss_total", TOL_FORWARD), "loss_total")
 
 
 TRAIN_KEYS = {
@@ -207,7 +207,7 @@ TRAIN_KEYS = {
 
 @pytest.mark.parametrize("key", list(TRAIN_KEYS))
 def test_case_b_train_forward(case_b_run, key):
-    assert_close(case_b_run[1][TRAIN_KEYS[key]], npz("case_b.npz")[f"train/{key}"], TOL_TRAIN_ELEMENT, key)
+    assert_close(case_b_run[1][TRAIN_KEYS[key]], npz("case_b.npz")[f"train/{key}"], tol("case_b", "train", TOL_TRAIN_ELEMENT), key)
 
 
 def test_case_b_batchnorm_running_stats(case_b_run):
@@ -220,18 +220,18 @@ def test_case_b_batchnorm_running_stats(case_b_run):
             if name.endswith("num_batches_tracked"):
                 assert int(sd[name]) == int(ref[k])
             else:
-                assert_close(sd[name], ref[k], TOL_TRAIN_ELEMENT, name)
+                assert_close(sd[name], ref[k], tol("case_b", "bn_after", TOL_TRAIN_ELEMENT), name)
 
 
 def test_case_b_gradients_shape_and_sign(case_b_run):
-    """README §8: gradients are informative only; check shape and a loose 1e-1 agreement."""
+    """Gradients are informative only (L1 sign kinks): shape and a loose agreement."""
     model = case_b_run[0]
     params_ = dict(model.named_parameters())
     for k, ref in npz("case_b.npz").items():
         if k.startswith("grad/"):
             g = params_[k[len("grad/") :]].grad
             assert g is not None, k
-            assert_close(g, ref, TOL_GRAD, k)
+            assert_close(g, ref, tol("case_b", "grad", TOL_GRAD), k)
 
 
 def test_case_c_backbone_checkpoint(tmp_path):
