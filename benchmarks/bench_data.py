@@ -28,9 +28,8 @@ import hap3d.data.base as base
 import hap3d.data.fit as fit
 from hap3d.body.regressors import find_regressor, load_regressor, smpl30_regressor
 from hap3d.body.smpl import SMPL, find_smpl_file, load_smpl_arrays
-from hap3d.body.synth import write_body_model_dir
 from hap3d.data import build_fit_model, dataset_class, dataset_root
-from hap3d.data.synth import write_synthetic_datasets
+from hap3d.synth import write_body_model_dir, write_synthetic_datasets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_style  # noqa: E402

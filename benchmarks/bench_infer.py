@@ -18,13 +18,13 @@ import cv2
 import numpy as np
 import torch
 
-from hap3d.body.synth import write_body_model_dir
 from hap3d.config import ModelConfig
 from hap3d.data.io import load_image_rgb
 from hap3d.infer.demo import MESH_FORMATS, render_views, run_demo, write_item
-from hap3d.infer.render import gl_available
 from hap3d.infer.predictor import Predictor
 from hap3d.model import build_model
+from hap3d.render import gl_available
+from hap3d.synth import write_body_model_dir
 
 KEYPOINTS = np.array([[222, 125, .95], [245, 108, .9], [200, 108, .9], [280, 120, .8], [165, 120, .8], [340, 300, .85],
                       [85, 300, .85], [352, 450, .7], [45, 440, .7], [300, 500, .5], [150, 495, .6], [300, 560, .5],

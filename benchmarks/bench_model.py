@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from hap3d.body.synth import write_body_model_dir
 from hap3d.config import ModelConfig
 from hap3d.model import build_model
 from hap3d.model.losses import loss_terms, reduce_losses
+from hap3d.synth import write_body_model_dir
 
 
 def person_inputs(b: int) -> dict[str, torch.Tensor]:

@@ -16,15 +16,14 @@ from pathlib import Path
 
 import torch
 
-from hap3d.body.synth import write_body_model_dir
 from hap3d.config import load_config
-from hap3d.data.synth import write_synthetic_datasets
 from hap3d.engine.run import build_train_set
 from hap3d.engine.train import ResumableSampler, build_optimizer
 from hap3d.model import build_model
 from hap3d.model.losses import loss_terms, reduce_losses
+from hap3d.synth import write_body_model_dir, write_synthetic_datasets
 
-TINY = ["model.depth=2", "model.embed_dim=64", "model.num_heads=2", "model.lift_dim=128"]
+TINY = ["model.depth=2", "model.embed_dim=64", "model.num_heads=2", "model.vit_conv_dim=128"]
 
 
 def measure(cfg, train_set, steps: int, amp: str) -> tuple[float, dict[str, float]]:

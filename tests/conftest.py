@@ -23,7 +23,7 @@ def body_dir(tmp_path_factory) -> Path:
 
     if os.environ.get("HAP3D_TEST_BODY_DIR"):
         return Path(os.environ["HAP3D_TEST_BODY_DIR"])
-    from hap3d.body.synth import write_body_model_dir
+    from hap3d.synth import write_body_model_dir
 
     return write_body_model_dir(tmp_path_factory.mktemp("body") / "body_model")
 
@@ -36,4 +36,4 @@ def fit_model(body_dir):
     return build_fit_model(body_dir)
 
 
-TINY_VIT = dict(backbone="vit_b", depth=2, embed_dim=64, num_heads=2, lift_dim=96)
+TINY_VIT = dict(backbone="vit_b", depth=2, embed_dim=64, num_heads=2, vit_conv_dim=96)

@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,10 @@ import pytest
 import scipy.sparse
 import torch
 
-from hap3d.body.synth import (
-    SMPL_PICKLE_NAMES,
+from hap3d.synth.body import (
     BODY_RULES,
     REGRESSOR_TARGETS,
+    SMPL_PICKLE_NAMES,
     VPOSER_RULES,
     VPOSER_SHAPES,
     synth_regressors,
@@ -203,6 +204,18 @@ def test_empty_existing_dir_is_accepted(tmp_path):
     out.mkdir()
     assert write_body_model_dir(out) == out
     assert not list(out.rglob(".*.tmp")), "atomic writes must leave no temporary files"
+
+
+def test_writing_is_byte_deterministic(tmp_path):
+    """Two runs give identical files, the VPoser snapshot included (a zip whose inner folder torch.save would name
+    after the temporary file it writes to)."""
+    first, second = write_body_model_dir(tmp_path / "a"), write_body_model_dir(tmp_path / "b")
+    files = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second).as_posix() for p in second.rglob("*") if p.is_file())
+    for rel in files:
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
+    with zipfile.ZipFile(first / "vposer" / "snapshots" / "TR00_E096.pt") as snapshot:
+        assert {name.split("/")[0] for name in snapshot.namelist()} == {"archive"}
 
 
 def test_default_folder_has_a_renderable_surface(tmp_path):

@@ -159,3 +159,22 @@ def test_with_absolute_paths_resolves_against_the_current_directory(tmp_path, mo
     assert fixed.train.pretrained == str(Path.home() / "latest.pth")
     assert cfg.data.root == "data", "the original is left as it was"
     assert with_absolute_paths(load_config(None)).train.pretrained is None
+
+
+def test_loss_weights_name_the_loss_terms():
+    """train.loss_weights maps loss-term names to weights >= 0; the config's names are the model's terms."""
+    from hap3d.config import LOSS_NAMES
+    from hap3d.model.losses import LOSS_NAMES as MODEL_LOSS_NAMES
+
+    assert LOSS_NAMES == MODEL_LOSS_NAMES
+    assert load_config(None).train.loss_weights == {}
+    cfg = load_config(None, ["train.loss_weights={smpl_pose: 0, body_joint_cam: 2}",
+                             "train.loss_weights.smpl_shape=0.5"])
+    assert cfg.train.loss_weights == {"smpl_pose": 0.0, "body_joint_cam": 2.0, "smpl_shape": 0.5}
+    with pytest.raises(ConfigError, match=r"^command line override 'train.loss_weights.smpl_pos=0': unknown loss term "
+                                          r"'train.loss_weights.smpl_pos'. Did you mean 'smpl_pose'\? The terms are "
+                                          r"body_joint_img, smpl_joint_img, smpl_pose, "):
+        load_config(None, ["train.loss_weights.smpl_pos=0"])
+    for bad in ("-1", "true", "heavy", ".inf"):
+        with pytest.raises(ConfigError, match=r"'train.loss_weights.smpl_pose' must be a number >= 0 \(0 drops"):
+            load_config(None, [f"train.loss_weights.smpl_pose={bad}"])

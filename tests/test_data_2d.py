@@ -19,9 +19,10 @@ import pytest
 import torch
 
 from hap3d.body.joints import CROWDPOSE_REFERENCE_FLIP_PAIRS, get_joint_set
+from hap3d.cli.data import cmd_data_check, format_data_report
 from hap3d.data import DATASETS
-from hap3d.data.check import TRAIN_SHAPES, _check_sample, check_data_root, cmd_data_check
 from hap3d.data.base import PackedRecords
+from hap3d.data.check import TRAIN_SHAPES, _check_sample, check_data_root
 from hap3d.data.coco import MSCOCO
 from hap3d.data.crowdpose import CrowdPose
 from hap3d.data.io import DataError
@@ -351,7 +352,7 @@ def test_crowdpose_sample_contract(data_root, fit_model):
 # ------------------------------------------------------------------------------------------ data check
 def test_check_hand_written_root(data_root, body_dir, capsys):
     report = check_data_root(data_root, ["MPII", "CrowdPose"], body_dir, spot_checks=2)
-    assert report.exit_code == 0, report.format()
+    assert report.exit_code == 0, format_data_report(report)
     by_name = {d.name: d for d in report.datasets}
     assert by_name["MPII"].samples == 3 and by_name["MPII"].with_fit == 2
     assert by_name["MPII"].filter_counts == {"annotations": 4, "degenerate_bbox": 1, "kept": 3, "kept_without_fit": 1,
@@ -373,7 +374,7 @@ def test_check_reports_missing_and_malformed(data_root, body_dir, tmp_path):
     bad.write_text('{"images": [')
     report = check_data_root(root, ["MPII", "CrowdPose"], body_dir)
     assert report.exit_code == 1
-    text = report.format()
+    text = format_data_report(report)
     assert f"missing: {fits}" in text
     assert f"malformed: {bad}" in text
     assert [d.status for d in report.datasets] == ["FAIL", "FAIL"]
@@ -395,20 +396,20 @@ def test_check_unrequested_absent_dataset_does_not_fail(data_root, body_dir):
     report = check_data_root(data_root, ["CrowdPose"], None, spot_checks=1)
     assert report.exit_code == 0 and any("without SMPL-fit targets" in n for n in report.notes)
     missing = check_data_root(data_root, ["MSCOCO"], None)
-    assert missing.exit_code == 1 and "dataset folder not found" in missing.format()
+    assert missing.exit_code == 1 and "dataset folder not found" in format_data_report(missing)
 
 
 def test_check_synthetic_root(body_dir, tmp_path):
     """The project's synthetic data root: complete -> exit 0 with every annotation accounted for; CrowdPose's
     (release-style, reversed) image sizes are right in both modes; one file deleted -> exit 1, naming the path."""
-    write = pytest.importorskip("hap3d.data.synth").write_synthetic_datasets
+    write = pytest.importorskip("hap3d.synth").write_synthetic_datasets
     written = write(tmp_path / "data", body_dir, size="tiny", seed=0)
     root = Path(written)
     # every dataset the writer produced whose reader exists in this tree
     names = [n for n, spec in DATASETS.items() if (root / spec.written).is_dir() and importlib.util.find_spec(spec.module)]
     assert {"MPII", "CrowdPose"} <= set(names)
     report = check_data_root(root, names, body_dir, spot_checks=2)
-    assert report.exit_code == 0, report.format()
+    assert report.exit_code == 0, format_data_report(report)
     assert all(d.samples and d.spot_ok == d.spot_total for d in report.datasets)
     by_name = {d.name: d for d in report.datasets}
     assert "PW3D-Crowd" in by_name  # the writer includes 3DPW-Crowd's files, so the check loads that set too
@@ -421,4 +422,4 @@ def test_check_synthetic_root(body_dir, tmp_path):
     victim = root / "mpii" / "data" / "annotations" / "train.json"
     victim.unlink()
     report = check_data_root(root, names, body_dir, spot_checks=1)
-    assert report.exit_code == 1 and f"missing: {victim}" in report.format()
+    assert report.exit_code == 1 and f"missing: {victim}" in format_data_report(report)

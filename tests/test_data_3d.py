@@ -18,8 +18,9 @@ import pytest
 import torch
 
 from hap3d.body.joints import convert_joints, get_joint_set, joint_mapping
-from hap3d.data.check import TRAIN_SHAPES, _check_sample, check_data_root
+from hap3d.cli.data import format_data_report
 from hap3d.data.base import PackedRecords
+from hap3d.data.check import TRAIN_SHAPES, _check_sample, check_data_root
 from hap3d.data.human36m import Human36M
 from hap3d.data.io import DataError, load_image
 from hap3d.data.muco import MuCo
@@ -477,7 +478,7 @@ def test_muco_malformed_files(data_root, fit_model, tmp_path):
 # ------------------------------------------------------------------------------------------ data check
 def test_data_check(data_root, body_dir):
     report = check_data_root(data_root, ["Human36M", "MuCo"], body_dir, spot_checks=2)
-    assert report.exit_code == 0, report.format()
+    assert report.exit_code == 0, format_data_report(report)
     by_name = {d.name: d for d in report.datasets}
     assert by_name["Human36M"].samples == 11 and by_name["Human36M"].with_fit == 9
     assert by_name["MuCo"].samples == 3 and by_name["MuCo"].with_fit == 2

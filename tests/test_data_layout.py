@@ -9,17 +9,28 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 import test_data_2d as d2
+
+from hap3d.body.smpl import find_smpl_file
 from hap3d.cli import build_parser
 from hap3d.cli import main as cli_main
-from hap3d.data import DATASETS, dataset_candidates, dataset_root, find_dataset_root, written_dataset_root
-from hap3d.body.smpl import find_smpl_file
-from hap3d.data.check import LAYOUT, DatasetCheck, Options, _check_images, check_data_root, config_datasets
+from hap3d.cli.data import format_data_report
+from hap3d.data import (
+    DATASETS,
+    DatasetSpec,
+    dataset_candidates,
+    dataset_class,
+    dataset_layout,
+    dataset_root,
+    find_dataset_root,
+    written_dataset_root,
+)
+from hap3d.data.check import DatasetCheck, Options, _check_images, check_data_root, config_datasets
 from hap3d.data.coco import MSCOCO
 from hap3d.data.io import DataError
+from hap3d.data.layout import DataFile, DatasetLayout
 from hap3d.data.mpii import MPII
-from hap3d.data.synth import SIZES, write_synthetic_datasets
+from hap3d.synth import SIZES, write_synthetic_datasets
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +61,7 @@ def test_every_accepted_layout_is_found_by_readers_and_check(written, tmp_path, 
     assert dataset_root(root, "MSCOCO") == root / coco and dataset_root(root, "MPII") == root / mpii
     assert len(MSCOCO(dataset_root(root, "MSCOCO"), None)) == 2 and len(MPII(dataset_root(root, "MPII"), None)) == 3
     report = check_data_root(root, ["MSCOCO", "MPII"], body_dir, spot_checks=1)
-    assert report.exit_code == 0, report.format()
+    assert report.exit_code == 0, format_data_report(report)
     assert [d.folder for d in report.datasets] == [root / coco, root / mpii]
 
 
@@ -103,27 +114,117 @@ def test_coco_neuralannot_in_either_place(written, tmp_path, folder, body_dir):
 def test_check_lists_every_expected_path_of_a_missing_dataset(tmp_path):
     report = check_data_root(tmp_path, ["Human36M", "MPII"], None)
     h36m, mpii = report.datasets
-    text = report.format()
+    text = format_data_report(report)
     assert "more" not in text
     assert len(h36m.files) == 21  # 5 subjects x 4 files + images/
     for f in h36m.files + mpii.files:
         assert f.status == "missing" and f"missing: {f.path}" in text
-    assert {f.path for f in mpii.files} == {tmp_path / "MPII/data" / e.rel for e in LAYOUT["MPII"]}
+    assert {f.path for f in mpii.files} == {tmp_path / "MPII/data" / e.rel for e in dataset_layout("MPII").files_for()}
     assert all(str(c) in mpii.errors[0] for c in dataset_candidates(tmp_path, "MPII"))
     # a config that evaluates on 3DPW-Crowd needs its two files and the images, not the test split
     pw3d, mpii = check_data_root(tmp_path, ["PW3D", "MPII"], None, crowd=True).datasets
     assert {f.path.name for f in pw3d.files} == {"imageFiles", "3DPW_latest_validation.json",
                                                  "3DPW_validation_crowd_hhrnet_result.json"}
-    assert {f.path for f in mpii.files} == {tmp_path / "MPII/data" / e.rel for e in LAYOUT["MPII"]}
+    assert {f.path for f in mpii.files} == {tmp_path / "MPII/data" / e.rel for e in dataset_layout("MPII").files_for()}
+
+
+def test_every_reader_declares_its_layout_and_the_check_reads_it(tmp_path):
+    """The registry, the marker and every path `data check` expects come from the reader's own declaration."""
+    for name, spec in DATASETS.items():
+        layout = dataset_class(name).layout
+        assert isinstance(layout, DatasetLayout) and spec.layout is layout, name
+        assert spec.folders == layout.folders and spec.written == layout.written and spec.written in spec.folders
+        assert spec.marker == layout.files_for()[0].rel and layout.files_for(), name
+        for f in layout.files:
+            assert layout.path("/d", f.key) == Path("/d", f.rel) and f.what, (name, f.key)
+    report = check_data_root(tmp_path, list(DATASETS), None)  # an empty root: every declared path is listed
+    rows = {d.name: d for d in report.datasets}
+    for name in DATASETS:
+        layout, first = dataset_class(name).layout, dataset_candidates(tmp_path, name)[0]
+        assert [f.path for f in rows[name].files] == [first / f.rel for f in layout.files_for()], name
+        assert rows[name].status == "FAIL", name
+    # a variant the config asks for (3DPW-Crowd): the files of its split instead
+    pw3d = check_data_root(tmp_path, ["PW3D"], None, crowd=True).datasets[0]
+    crowd = dataset_class("PW3D").layout.variants[0]
+    assert [f.path for f in pw3d.files] == [
+        tmp_path / "PW3D/data" / f.rel for f in dataset_class("PW3D").layout.files_for(crowd.split)]
+
+
+def test_layouts_hold_the_split_tables():
+    h36m, pw3d = dataset_class("Human36M").layout, dataset_class("PW3D").layout
+    assert h36m.splits["train"].subjects == (1, 5, 6, 7, 8) and h36m.splits["test"].subjects == (9, 11)
+    assert len(h36m.files_for("test")) == 2 * 4 + 1  # 2 subjects x 4 files + images/
+    assert pw3d.splits["validation"].sequences == ("courtyard_hug_00", "courtyard_dancing_00")
+    assert [f.rel for f in pw3d.own_files("validation")] == [
+        "3DPW_latest_validation.json", "3DPW_validation_crowd_hhrnet_result.json"]
+
+
+class NoLayoutReader(MSCOCO):
+    """A reader whose class declares no layout."""
+
+    layout = None  # type: ignore[assignment]
+
+
+class TinyCoco(MSCOCO):
+    """A new dataset: a reader with its own layout (COCO's format in other places)."""
+
+    name = "TinyCoco"
+    layout = DatasetLayout(
+        folders=("Tiny/data", "tiny"),
+        files=(
+            DataFile("annotations", "ann/keypoints.json", "tiny keypoints"),
+            DataFile("fits", "ann/fits.json", "tiny fits", alternatives=("fits.json",)),
+            DataFile("images", "pictures", "tiny images", is_dir=True),
+        ),
+        images="pictures",
+        written="tiny",
+    )
+
+
+def test_a_new_dataset_is_a_reader_and_one_registry_line(written, tmp_path, body_dir, monkeypatch):
+    monkeypatch.setitem(DATASETS, "TinyCoco", DatasetSpec(__name__, "TinyCoco"))
+    folder = tmp_path / "root" / "tiny"
+    shutil.copytree(written / "coco" / "images" / "train2017", folder / "pictures")
+    (folder / "ann").mkdir()
+    shutil.copy(written / "coco" / "annotations" / "person_keypoints_train2017.json", folder / "ann" / "keypoints.json")
+    shutil.copy(written / "coco" / "MSCOCO_train_SMPL_NeuralAnnot.json", folder / "fits.json")  # the alternative place
+    assert dataset_root(tmp_path / "root", "TinyCoco") == folder == written_dataset_root(tmp_path / "root", "TinyCoco")
+    report = check_data_root(tmp_path / "root", ["TinyCoco"], body_dir, spot_checks=1)
+    assert report.exit_code == 0 and report.datasets[0].samples == 2, format_data_report(report)
+    assert [f.path for f in report.datasets[0].files] == [folder / "ann/keypoints.json", folder / "fits.json",
+                                                          folder / "pictures"]
+    (folder / "fits.json").unlink()
+    report = check_data_root(tmp_path / "root", ["TinyCoco"], body_dir, spot_checks=1)
+    assert report.exit_code == 1 and f"missing: {folder}/ann/fits.json  (tiny fits)" in format_data_report(report)
+
+
+def test_a_reader_without_a_layout_cannot_be_registered(tmp_path, monkeypatch):
+    monkeypatch.setitem(DATASETS, "NoLayout", DatasetSpec(__name__, "NoLayoutReader"))
+    with pytest.raises(TypeError, match="NoLayoutReader declares no file layout"):
+        dataset_class("NoLayout")
+    with pytest.raises(TypeError, match="declares no file layout"):
+        check_data_root(tmp_path, ["NoLayout"], None)
+
+
+def test_a_contradictory_layout_is_refused():
+    images = DataFile("images", "images", "images", is_dir=True)
+    with pytest.raises(ValueError, match="written folder 'b' is not among"):
+        DatasetLayout(folders=("a",), files=(images,), written="b")
+    with pytest.raises(ValueError, match=r"splits \['val'\] are not in the split table"):
+        DatasetLayout(folders=("a",), files=(images, DataFile("x", "x.json", "x", splits=("val",))),
+                      splits={"train": None}, default_split="train")
+    with pytest.raises(ValueError, match="repeated file keys"):
+        DatasetLayout(folders=("a",), files=(images, images))
 
 
 def test_check_requires_image_folders(written, tmp_path):
     root = arrange(written, tmp_path, "coco", "mpii/data")
-    assert "images" in [e.rel for e in LAYOUT["MPII"]]
-    assert {"data/augmented_set", "data/unaugmented_set"} <= {e.rel for e in LAYOUT["MuCo"]}
+    assert "images" in [e.rel for e in dataset_layout("MPII").files_for()]
+    assert {"data/augmented_set", "data/unaugmented_set"} <= {e.rel for e in dataset_layout("MuCo").files_for()}
     shutil.rmtree(root / "mpii" / "data" / "images")
     report = check_data_root(root, ["MPII"], None)
-    assert report.datasets[0].status == "FAIL" and f"missing: {root}/mpii/data/images  (MPII images)" in report.format()
+    assert report.datasets[0].status == "FAIL"
+    assert f"missing: {root}/mpii/data/images  (MPII images)" in format_data_report(report)
 
 
 def test_every_image_is_checked_and_a_missing_one_fails(tmp_path):
@@ -163,11 +264,12 @@ def test_check_fails_on_one_missing_image_unless_allowed(written, tmp_path, body
     mpii = report.datasets[0]
     assert report.exit_code == 1 and mpii.status == "FAIL" and mpii.spot_total == 0
     assert f"1 of 2 images are missing (checked 2 of 2 image files): {root}/mpii/data/images/b.jpg." in mpii.errors[0]
-    assert re.search(r"^MPII +FAIL +3 +2 +1/2 +- ", report.format(), re.M)
+    assert re.search(r"^MPII +FAIL +3 +2 +1/2 +- ", format_data_report(report), re.M)
     # allowed: a warning, and the spot checks build the samples whose image is there
     report = check_data_root(root, ["MPII"], body_dir, spot_checks=3, allow_missing_images=True)
     mpii = report.datasets[0]
-    assert report.exit_code == 0 and mpii.status == "WARN" and mpii.spot_ok == mpii.spot_total == 2, report.format()
+    assert report.exit_code == 0 and mpii.status == "WARN" and mpii.spot_ok == mpii.spot_total == 2, \
+        format_data_report(report)
 
 
 def broken_body_model(body_dir: Path, folder: Path) -> Path:
@@ -190,7 +292,7 @@ def test_check_with_a_broken_body_model_says_what_failed(written, pw3d_root, tmp
     assert [(d.name, d.status) for d in report.datasets] == [
         ("MSCOCO", "BLOCKED"), ("MPII", "BLOCKED"), ("PW3D", "OK"), ("PW3D-Crowd", "OK")]
     assert report.datasets[1].samples == 3 and report.datasets[1].filter_counts and report.datasets[1].spot_total == 0
-    text = report.format()
+    text = format_data_report(report)
     assert re.search(rf"^body model +FAIL +.* {re.escape(str(tmp_path / 'body'))}$", text, re.M), text
     assert re.search(r"^MPII +BLOCKED +3 +2 +2/2 +not run ", text, re.M), text
     assert f"body model (FAIL):\n  error: cannot be loaded: {smpl}: " in text
@@ -205,14 +307,15 @@ def test_check_uses_the_body_model_under_the_data_root(written, tmp_path, body_d
     root = arrange(written, tmp_path, "coco", "mpii/data")
     report = check_data_root(root, ["MPII"], None, spot_checks=1)
     assert report.body_model is None and report.exit_code == 0
-    assert f"note: no body-model folder given (--body-model-dir) and no {root}/body_model: " in report.format()
+    assert f"note: no body-model folder given (--body-model-dir) and no {root}/body_model: " in \
+        format_data_report(report)
     shutil.copytree(body_dir, root / "body_model")  # where `hap3d data synth` writes it
     report = check_data_root(root, ["MPII"], None, spot_checks=1)
-    assert report.body_model.folder == root / "body_model" and report.exit_code == 0, report.format()
-    assert f"note: using the body model found under the data root, {root}/body_model" in report.format()
-    assert re.search(rf"^body model +OK +.* {re.escape(str(root))}/body_model$", report.format(), re.M)
+    assert report.body_model.folder == root / "body_model" and report.exit_code == 0, format_data_report(report)
+    assert f"note: using the body model found under the data root, {root}/body_model" in format_data_report(report)
+    assert re.search(rf"^body model +OK +.* {re.escape(str(root))}/body_model$", format_data_report(report), re.M)
     explicit = check_data_root(root, ["MPII"], body_dir, spot_checks=1)  # a given folder wins
-    assert explicit.body_model.folder == body_dir and "found under the data root" not in explicit.format()
+    assert explicit.body_model.folder == body_dir and "found under the data root" not in format_data_report(explicit)
     shutil.rmtree(root / "body_model")  # the folder found is the one the samples are built with
     broken_body_model(body_dir, root / "body_model")
     assert check_data_root(root, ["MPII"], None, spot_checks=1).datasets[0].status == "BLOCKED"
@@ -232,7 +335,8 @@ def copy_pw3d(pw3d_root: Path, tmp_path: Path) -> Path:
 def test_check_loads_3dpw_crowd(pw3d_root, tmp_path):
     root = copy_pw3d(pw3d_root, tmp_path)
     report = check_data_root(root, ["PW3D"], None, spot_checks=1)
-    assert [d.name for d in report.datasets] == ["PW3D", "PW3D-Crowd"] and report.exit_code == 0, report.format()
+    assert [d.name for d in report.datasets] == ["PW3D", "PW3D-Crowd"] and report.exit_code == 0, \
+        format_data_report(report)
     crowd = report.datasets[1]
     assert crowd.samples and crowd.spot_ok == crowd.spot_total == 1
 
@@ -241,7 +345,7 @@ def test_check_loads_3dpw_crowd(pw3d_root, tmp_path):
     report = check_data_root(root, ["PW3D"], None, spot_checks=1)
     assert report.exit_code == 1
     assert [d.status for d in report.datasets] == ["OK", "FAIL"]
-    assert f"malformed: {validation}" in report.format()
+    assert f"malformed: {validation}" in format_data_report(report)
 
 
 def test_check_3dpw_crowd_with_one_file(pw3d_root, tmp_path):
@@ -252,7 +356,7 @@ def test_check_3dpw_crowd_with_one_file(pw3d_root, tmp_path):
     assert report.exit_code == 0 and report.datasets[1].status == "WARN"
     assert str(hhrnet) in report.datasets[1].warnings[0]
     required = check_data_root(root, ["PW3D"], None, spot_checks=1, crowd=True)  # the config evaluates on it
-    assert required.exit_code == 1 and f"missing: {hhrnet}" in required.format()
+    assert required.exit_code == 1 and f"missing: {hhrnet}" in format_data_report(required)
     (root / "PW3D" / "data" / "3DPW_latest_validation.json").unlink()
     assert [d.name for d in check_data_root(root, ["PW3D"], None, spot_checks=1).datasets] == ["PW3D"]
 
@@ -265,7 +369,7 @@ def test_check_3dpw_crowd_config_does_not_need_the_test_split(pw3d_root, tmp_pat
     assert [(d.name, d.requested) for d in report.datasets] == [("PW3D", False), ("PW3D-Crowd", True)]
     test.write_text(test.read_text()[:100])  # malformed: reported, yet the check passes
     report = check_data_root(root, ["PW3D"], None, spot_checks=1, crowd=True)
-    assert [d.status for d in report.datasets] == ["SKIP", "OK"] and report.exit_code == 0, report.format()
+    assert [d.status for d in report.datasets] == ["SKIP", "OK"] and report.exit_code == 0, format_data_report(report)
     # missing: not reported at all; through --cfg as a user runs it
     test.unlink()
     cfg = tmp_path / "crowd.yaml"

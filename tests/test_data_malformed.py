@@ -22,7 +22,7 @@ from hap3d.data.io import DataError, as_array, load_json, optional_number, requi
 from hap3d.data.mpii import MPII
 from hap3d.data.muco import MuCo
 from hap3d.data.pw3d import PW3D
-from hap3d.data.synth import write_synthetic_datasets
+from hap3d.synth import write_synthetic_datasets
 from hap3d.data.transforms import Augmentation
 
 

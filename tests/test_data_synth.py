@@ -16,6 +16,7 @@ import torch
 from golden import golden_dir
 
 import hap3d.data.base as base
+from hap3d.cli import cmd_data_synth
 from hap3d.data import build_fit_model
 from hap3d.data.coco import MSCOCO
 from hap3d.data.crowdpose import CrowdPose
@@ -23,8 +24,8 @@ from hap3d.data.human36m import Human36M
 from hap3d.data.mpii import MPII
 from hap3d.data.muco import MuCo
 from hap3d.data.pw3d import PW3D
-from hap3d.data.synth import README_HEADER, cmd_data_synth, write_synthetic_datasets
 from hap3d.data.transforms import Augmentation
+from hap3d.synth import README_HEADER, write_synthetic_datasets
 from hap3d.utils import Hap3dError
 
 H36M_SUBJECTS = (1, 5, 6, 7, 8, 9, 11)

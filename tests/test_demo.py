@@ -17,7 +17,7 @@ from hap3d.infer import demo
 from hap3d.infer.demo import KeypointMatcher, folder_names, frame_count, run_demo
 from hap3d.infer.keypoints import BODY25, read_keypoints
 from hap3d.infer.predictor import Predictor
-from hap3d.infer.render import Camera, rasterize
+from hap3d.render import Camera, rasterize
 from hap3d.model import build_model
 from hap3d.model.checkpoint import save_model_checkpoint
 from hap3d.body.joints import get_joint_set

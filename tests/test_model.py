@@ -1,17 +1,23 @@
-"""Network behaviour beyond the golden numbers: config switches, train/eval semantics, ResNet path, autocast."""
+"""Network behaviour beyond the golden numbers: config switches, train/eval semantics, every registered backbone,
+autocast."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from hap3d.config import ConfigError, ModelConfig, apply_overrides, from_dict
+from hap3d.config import BACKBONE_NAMES, ConfigError, ModelConfig, apply_overrides, from_dict
 from hap3d.model import build_model
+from hap3d.model.backbones import BACKBONES, backbone_spec
 from hap3d.model.heads import GraphConvBlock
 from hap3d.model.losses import loss_terms, reduce_losses
 from hap3d.utils import Hap3dError
 
 from conftest import TINY_VIT
+
+# A small configuration of every registered backbone (ResNet has no width setting: the real ResNet-50).
+TINY = {"vit_b": TINY_VIT, "resnet50": dict(backbone="resnet50")}
+over_registry = pytest.mark.parametrize("backbone", list(BACKBONES))
 
 
 def _batch(b: int = 2, seed: int = 0):
@@ -68,6 +74,37 @@ def test_config_validation_messages():
         apply_overrides({}, ["model.depth"])
 
 
+def test_config_and_registry_name_the_same_backbones():
+    assert tuple(BACKBONES) == BACKBONE_NAMES and set(TINY) == set(BACKBONES)
+    with pytest.raises(ConfigError, match=r"registered backbones \['vit_b', 'resnet50'\].*got 'vit_l'"):
+        ModelConfig(backbone="vit_l")
+    with pytest.raises(ConfigError, match="registered: vit_b, resnet50"):
+        backbone_spec("vit_l")
+
+
+def test_old_vit_conv_keys_are_aliases():
+    old = from_dict(ModelConfig, {"lift_dim": 96, "lift_trainable": True})
+    assert old == from_dict(ModelConfig, {"vit_conv_dim": 96, "vit_conv_trainable": True})
+    assert (old.lift_dim, old.lift_trainable) == (96, True)
+
+
+@over_registry
+def test_backbone_protocol(body_dir, backbone):
+    """Each backbone's stages give the channels it declares; the heads get vit_conv_dim or its late channels."""
+    model = build_model(ModelConfig(**TINY[backbone]), body_dir).eval()
+    img, joints, mask = _batch(1)
+    with torch.no_grad():
+        out = model(img, joints, mask, return_intermediates=True)
+    assert out["mid/early_feat"].shape[1] == model.backbone.early_channels
+    assert out["mid/heatmaps"].shape[-2:] == out["mid/early_feat"].shape[-2:]
+    assert out["mid/late_feat"].shape[1] == model.backbone.late_channels
+    lifted = BACKBONES[backbone].vit_conv_layer
+    assert (model.vit_conv_layer is not None) == lifted
+    heads_in = model.cfg.vit_conv_dim if lifted else model.backbone.late_channels
+    assert tuple(out["mid/lift_out"].shape[1:]) == (heads_in, 8, 8)
+    assert out["smpl_mesh_cam"].shape == (1, 6890, 3) and torch.isfinite(out["smpl_mesh_cam"]).all()
+
+
 def test_train_mode_semantics(body_dir):
     compat = build_model(ModelConfig(**TINY_VIT), body_dir).train()
     assert compat.vposer.training, "reference: VPoser dropout is active in training"
@@ -120,8 +157,9 @@ def test_resnet_backbone_forward_and_loss_backward(body_dir):
     assert set(means) == {"body_joint_img", "smpl_joint_img", "smpl_pose", "smpl_shape", "body_joint_proj", "body_joint_cam", "smpl_joint_cam"}
 
 
-def test_valid_mean_reduction_normalises_by_supervised_elements(body_dir):
-    model = build_model(ModelConfig(**TINY_VIT), body_dir).eval()
+@over_registry
+def test_valid_mean_reduction_normalises_by_supervised_elements(body_dir, backbone):
+    model = build_model(ModelConfig(**TINY[backbone]), body_dir).eval()
     pred = model(*_batch(2))
     t, m = _targets(2)
     terms = loss_terms(pred, t, m, model.graph_index)
@@ -146,9 +184,10 @@ def test_bf16_autocast_stays_close_to_fp32(body_dir):
     assert (low["smpl_pose"] - ref["smpl_pose"]).abs().max() < 0.05
 
 
-def test_batch_of_three_matches_per_sample(body_dir):
+@over_registry
+def test_batch_of_three_matches_per_sample(body_dir, backbone):
     """The reference's cross product broke batches of exactly 3; here every sample is independent."""
-    model = build_model(ModelConfig(**TINY_VIT), body_dir).eval()
+    model = build_model(ModelConfig(**TINY[backbone]), body_dir).eval()
     img, joints, mask = _batch(3)
     with torch.no_grad():
         full = model(img, joints, mask)["smpl_pose"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from hap3d.infer.render import (
+from hap3d.render import (
     Camera,
     barycentrics,
     gl_available,
@@ -194,7 +194,7 @@ def test_gl_backend_matches_the_rasterizer():
 
 
 def test_auto_falls_back_to_the_rasterizer_and_egl_says_why(monkeypatch):
-    from hap3d.infer import render
+    from hap3d.render import gl as render
     from hap3d.utils import Hap3dError
 
     monkeypatch.setattr(render._GLState, "ctx", None)

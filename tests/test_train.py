@@ -278,7 +278,7 @@ def test_resume_restores_optimizer_scaler_and_rng_state(tmp_path, body_dir):
     # refused too (it changes the optimizer's groups); training-only keys may change, with a warning.
     with pytest.raises(Hap3dError, match=r"another model configuration \(depth 2 -> 3"):
         _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args, "model.depth=3").load_state()
-    with pytest.raises(Hap3dError, match=r"another model configuration \(lift_trainable True -> False\).*only "
+    with pytest.raises(Hap3dError, match=r"another model configuration \(vit_conv_trainable True -> False\).*only "
                                          r"drop_path_rate, vposer_dropout may change"):
         _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args, "model.lift_trainable=false").load_state()
     changed = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), *args, "model.drop_path_rate=0.1",
@@ -333,7 +333,7 @@ def test_state_is_saved_before_the_evaluation_and_a_killed_one_reruns_on_resume(
 
 def test_skipped_image_warning_reaches_train_log(tmp_path, body_dir):
     from hap3d.data import build_fit_model, dataset_class, dataset_root
-    from hap3d.data.synth import write_synthetic_datasets
+    from hap3d.synth import write_synthetic_datasets
 
     write_synthetic_datasets(tmp_path / "data", body_dir, size="tiny", datasets=["MuCo"])
     muco = dataset_class("MuCo")(dataset_root(tmp_path / "data", "MuCo"), build_fit_model(body_dir))
@@ -484,7 +484,7 @@ def test_worker_log_handler_is_the_run_loggers_for_a_run_dir_with_dotdot(tmp_pat
 
 
 def test_readers_load_time_tallies_and_warnings_reach_train_log(tmp_path, body_dir):
-    from hap3d.data.synth import write_synthetic_datasets
+    from hap3d.synth import write_synthetic_datasets
     from hap3d.engine.run import train
 
     root = Path(write_synthetic_datasets(tmp_path / "data", body_dir, size="tiny", datasets=["MuCo"]))
@@ -649,3 +649,75 @@ def test_every_option_has_help_and_shows_its_default(command):
             assert "(default: " in action.help, f"{command} {action.dest}: no default shown in {action.help!r}"
     shown = parser.format_help()
     assert "%(default)" not in shown and "(default: None)" not in shown
+
+
+def test_loss_weights_weigh_the_terms_of_the_total(tmp_path, body_dir):
+    """Without train.loss_weights the total is the sum of the terms (the reference's); a weight scales its term and
+    0 removes it from the total, while the term is still logged."""
+    from hap3d.model.losses import LOSS_NAMES
+
+    plain = _tiny_trainer(tmp_path / "plain", body_dir, RandomSamples(4))
+    _, logged = plain.train_step(_first_batch(plain))
+    assert logged["loss"] == pytest.approx(sum(logged[f"loss_{k}"] for k in LOSS_NAMES), rel=1e-5)
+    plain.logger.close()
+    weights = {k: 0 for k in LOSS_NAMES} | {"smpl_pose": 2}
+    weighted = _tiny_trainer(tmp_path / "weighted", body_dir, RandomSamples(4),
+                             f"train.loss_weights={json.dumps(weights)}")
+    skipped, logged = weighted.train_step(_first_batch(weighted))
+    assert skipped is None and logged["loss_smpl_shape"] > 0
+    assert logged["loss"] == pytest.approx(2 * logged["loss_smpl_pose"], rel=1e-5)
+    weighted.logger.close()
+
+
+def test_train_state_file_keeps_its_keys_and_reads_older_states(tmp_path, body_dir):
+    """last.pt keeps the keys earlier versions wrote (their runs resume); a state written before the optional keys
+    existed loads with their defaults; another file is refused plainly."""
+    from hap3d.engine.state import TrainState
+
+    trainer = _tiny_trainer(tmp_path, body_dir, RandomSamples(4), "train.end_epoch=1")
+    trainer.run()
+    raw = _state(trainer.run_dir)
+    assert set(raw) == {"format", "model", "optimizer", "scaler", "epoch", "step_in_epoch", "global_step", "epoch_sums",
+                        "epoch_count", "bad_steps", "bad_steps_total", "replaced_samples", "pending_eval", "rng",
+                        "config", "history"}
+    state = TrainState.load(trainer.state_path, trainer.cfg.model)
+    assert raw["format"] == "hap3d-train-state" and state.position == (1, 0, 2) and state.history == raw["history"]
+    for key in ("epoch_sums", "epoch_count", "bad_steps", "replaced_samples", "pending_eval", "rng"):
+        del raw[key]
+    model = raw["config"]["model"]  # as written before vit_conv_layer's settings were renamed
+    model["lift_dim"], model["lift_trainable"] = model.pop("vit_conv_dim"), model.pop("vit_conv_trainable")
+    torch.save(raw, tmp_path / "older.pt")
+    older = TrainState.load(tmp_path / "older.pt", trainer.cfg.model)
+    assert older.position == state.position and (older.epoch_sums, older.rng, older.pending_eval) == ({}, None, None)
+    del raw["optimizer"]
+    torch.save(raw, tmp_path / "broken.pt")
+    with pytest.raises(Hap3dError, match=r"broken.pt: training state without optimizer; it cannot be resumed"):
+        TrainState.load(tmp_path / "broken.pt")
+    torch.save({"model": raw["model"]}, tmp_path / "weights.pt")
+    with pytest.raises(Hap3dError, match=r"weights.pt: not a hap3d training state"):
+        TrainState.load(tmp_path / "weights.pt")
+
+
+def test_the_test_set_is_the_configured_one_from_the_dataset_registry(tmp_path, body_dir):
+    """data.testset names a registered dataset; one the evaluation cannot measure stops training before any work."""
+    from hap3d.config import ConfigError
+    from hap3d.engine.run import build_test_set, has_test_set, resolve_test_set, train
+
+    cfg = load_config(None, [f"data.root={tmp_path / 'data'}"])
+    reader, options, split = resolve_test_set(cfg)
+    assert (reader.__name__, options, split) == ("PW3D", {}, "test")
+    crowd = load_config(None, [f"data.root={tmp_path / 'data'}", "data.crowd=true"])
+    assert resolve_test_set(crowd)[1:] == ({"crowd": True}, "validation")
+    assert not has_test_set(cfg) and not has_test_set(crowd)
+    (tmp_path / "data" / "PW3D" / "data").mkdir(parents=True)
+    (tmp_path / "data" / "PW3D" / "data" / "3DPW_latest_test.json").write_text("{}")
+    assert has_test_set(cfg) and not has_test_set(crowd), "the crowd variant reads the validation split"
+    with pytest.raises(ConfigError, match=r"^data.testset='MuCo' has no evaluation: the metrics need per-person "
+                                          r"gendered SMPL ground truth, which hap3d reads for PW3D$"):
+        has_test_set(load_config(None, ["data.testset=MuCo"]))
+    with pytest.raises(ConfigError, match=r"^data.testset: unknown dataset 'Nowhere'; known: "):
+        build_test_set(load_config(None, ["data.testset=Nowhere"]))
+    run_cfg = load_config(None, TINY + [f"data.body_model_dir={body_dir}", "data.testset=MuCo"])
+    with pytest.raises(ConfigError, match="has no evaluation"):
+        train(run_cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists(), "nothing was started"

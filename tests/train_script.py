@@ -50,7 +50,7 @@ class RandomSamples(torch.utils.data.Dataset):
 # No stochastic layers (drop_path_rate 0; reference_compat=false turns VPoser dropout off): every process draws its
 # own masks (the Trainer seeds each rank differently), so with them one process and two could not match exactly.
 TINY = [
-    "model.depth=2", "model.embed_dim=64", "model.num_heads=2", "model.lift_dim=96", "model.drop_path_rate=0.0",
+    "model.depth=2", "model.embed_dim=64", "model.num_heads=2", "model.vit_conv_dim=96", "model.drop_path_rate=0.0",
     "model.reference_compat=false", "train.freeze_bn=true", "train.optimizer=sgd", "train.lr=0.01",
     "train.momentum=0.9", "data.num_workers=0", "train.log_every=1",
 ]

@@ -32,6 +32,12 @@ class ConfigError(Hap3dError):
         self.key = key
 
 
+# The names of the backbone registry (hap3d/model/backbones.py maps each to its builder and checkpoint mapping; a
+# test keeps the two lists equal). The config cannot import the model package, which sits above it.
+BACKBONE_NAMES = ("vit_b", "resnet50")
+REFERENCE_BACKBONE_NAMES = {"vit": "vit_b", "resnet": "resnet50"}  # the reference's backbone_type values
+
+
 @dataclass
 class ModelConfig:
     """Network architecture. ``None`` switches take the reference value under ``reference_compat``.
@@ -39,12 +45,13 @@ class ModelConfig:
     Reference-vs-fixed switches (see docs/reference-differences.md):
       heatmap_downsample  'nearest' (reference: every 4th pixel) | 'area' (average over each 4x4 cell)
       feature_downsample  'nearest' (reference: every 2nd token) | 'area' (2x2 average)
-      lift_trainable      False (reference: the 768->2048 lift stays at random init) | True
+      vit_conv_trainable  False (reference: vit_conv_layer, the 768->2048 1x1 conv after the ViT, stays at its
+                          random init) | True
       vposer_dropout      True (reference: VPoser decoder dropout active in training) | False
       input_norm          'none' (reference: [0,1] pixels) | 'imagenet' (mean/std of the 2D pre-training)
     """
 
-    backbone: Literal["vit_b", "resnet50", "vit", "resnet"] = "vit_b"  # 'vit'/'resnet': reference spelling
+    backbone: str = "vit_b"  # a BACKBONE_NAMES entry, or the reference's 'vit' / 'resnet'
     reference_compat: bool = True
     img_size: int = 256
     # ViT
@@ -56,7 +63,7 @@ class ModelConfig:
     drop_path_rate: float = 0.3
     patch_padding: int = 2
     early_blocks: int = 1
-    lift_dim: int = 2048
+    vit_conv_dim: int = 2048  # output channels of vit_conv_layer, the 1x1 conv between the ViT and the heads
     # ResNet
     resnet_depth: int = 50
     # heads
@@ -65,31 +72,40 @@ class ModelConfig:
     heatmap_sigma: float = 2.5
     gcn_hidden: int = 128
     gcn_res_blocks: int = 4
-    # camera and depth. The reference's set_args sets both sizes before its YAML is applied, so a YAML value wins there
-    # too: both are honoured (spec section 2).
+    # camera and depth. The reference sets both sizes in its command-line set-up and then applies its YAML, so a value
+    # in the YAML wins there too: both keys are honoured.
     focal: float = 5000.0
     camera_3d_size: float = 2.5  # metres; sets the depth scale of the camera translation (camera_depth_scale)
     bbox_3d_size: float = 2.0  # metres: the root-relative depth range [-size/2, size/2] of the 64-space targets
     # reference-vs-fixed switches
     heatmap_downsample: Literal["nearest", "area"] | None = None
     feature_downsample: Literal["nearest", "area"] | None = None
-    lift_trainable: bool | None = None
+    vit_conv_trainable: bool | None = None
     vposer_dropout: bool | None = None
     input_norm: Literal["none", "imagenet"] | None = None
 
-    ALIASES: typing.ClassVar[dict[str, str]] = {"backbone_type": "backbone", "resnet_type": "resnet_depth", "sigma": "heatmap_sigma"}
+    # Other spellings of a key: the reference's YAML keys, and the earlier names of vit_conv_layer's settings (a run's
+    # config.yaml written with lift_dim / lift_trainable still loads).
+    ALIASES: typing.ClassVar[dict[str, str]] = {
+        "backbone_type": "backbone", "resnet_type": "resnet_depth", "sigma": "heatmap_sigma",
+        "lift_dim": "vit_conv_dim", "lift_trainable": "vit_conv_trainable",
+    }
     # Keys that only change what training does with the same weights (no parameter, buffer, optimizer group or target
-    # depends on them): a resumed run may change them. lift_trainable is not one: it changes the optimizer's groups.
+    # depends on them): a resumed run may change them. vit_conv_trainable is not one: it changes the optimizer's groups.
     TRAINING_ONLY: typing.ClassVar[frozenset[str]] = frozenset({"drop_path_rate", "vposer_dropout"})
 
     def __post_init__(self) -> None:
-        if self.backbone in ("vit", "resnet"):  # reference spelling of backbone_type
-            self.backbone = "vit_b" if self.backbone == "vit" else "resnet50"
+        self.backbone = REFERENCE_BACKBONE_NAMES.get(self.backbone, self.backbone)
+        if self.backbone not in BACKBONE_NAMES:
+            raise ConfigError(
+                f"'backbone' must be one of the registered backbones {list(BACKBONE_NAMES)} (or the reference's "
+                f"{list(REFERENCE_BACKBONE_NAMES)}), got {self.backbone!r}", "model.backbone"
+            )
         compat = self.reference_compat
         defaults = {
             "heatmap_downsample": ("nearest", "area"),
             "feature_downsample": ("nearest", "area"),
-            "lift_trainable": (False, True),
+            "vit_conv_trainable": (False, True),
             "vposer_dropout": (True, False),
             "input_norm": ("none", "imagenet"),
         }
@@ -107,6 +123,16 @@ class ModelConfig:
         for name in ("camera_3d_size", "bbox_3d_size"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"model.{name} must be > 0 (metres), got {getattr(self, name)}")
+
+    @property
+    def lift_dim(self) -> int:
+        """Read-only old name of ``vit_conv_dim`` (see ALIASES)."""
+        return self.vit_conv_dim
+
+    @property
+    def lift_trainable(self) -> bool | None:
+        """Read-only old name of ``vit_conv_trainable`` (see ALIASES)."""
+        return self.vit_conv_trainable
 
     @property
     def camera_depth_scale(self) -> float:
@@ -255,6 +281,14 @@ class DataConfig:
     ALIASES: typing.ClassVar[dict[str, str]] = {"num_thread": "num_workers"}
 
 
+# The training loss terms (hap3d/model/losses.py computes them; a test keeps the two lists equal), named by
+# train.loss_weights. The config cannot import the model package, which sits above it.
+LOSS_NAMES = (
+    "body_joint_img", "smpl_joint_img", "smpl_pose", "smpl_shape", "body_joint_proj", "body_joint_cam",
+    "smpl_joint_cam",
+)
+
+
 @dataclass
 class TrainConfig:
     """Optimisation recipe. Reference keys (lr, lr_dec_epoch, end_epoch, train_batch_size, ...) keep their meaning."""
@@ -274,6 +308,9 @@ class TrainConfig:
     loss_scale: Literal["dynamic", "fixed"] = "dynamic"  # 'fixed': the reference's scale reset to 1024 each step
     init_scale: float = 1024.0
     loss_reduction: Literal["mean", "valid_mean"] = "mean"
+    # Weight of each loss term in the total, by LOSS_NAMES name; a term left out weighs 1 (the reference's sum), a
+    # weight of 0 drops it from the total (it is still logged).
+    loss_weights: dict[str, float] = dataclasses.field(default_factory=dict)
     grad_clip: float | None = None
     freeze_bn: bool = False  # BatchNorm uses running statistics during training (small per-process batches)
     pretrained: str | None = None  # backbone checkpoint (ViTPose latest.pth, HAP pre-training, torchvision)
@@ -301,6 +338,15 @@ class TrainConfig:
             raise ConfigError("train.train_batch_size must be >= 1")
         if sorted(self.lr_dec_epoch) != list(self.lr_dec_epoch):
             raise ConfigError(f"train.lr_dec_epoch must be increasing, got {self.lr_dec_epoch}")
+        for name, weight in self.loss_weights.items():
+            where = f"train.loss_weights.{name}"
+            if name not in LOSS_NAMES:
+                near = difflib.get_close_matches(str(name), LOSS_NAMES, n=1)
+                hint = f" Did you mean '{near[0]}'?" if near else ""
+                raise ConfigError(f"unknown loss term '{where}'.{hint} The terms are {', '.join(LOSS_NAMES)}", where)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+                raise ConfigError(f"'{where}' must be a number >= 0 (0 drops the term), got {weight!r}", where)
+            self.loss_weights[name] = float(weight)
 
 
 @dataclass
@@ -346,7 +392,7 @@ REFERENCE_KEYS = {
     "test_batch_size": "eval",
     "backbone_type": "model", "resnet_type": "model", "camera_3d_size": "model", "bbox_3d_size": "model", "sigma": "model",
 }
-# The reference's other config attributes (spec section 2): legal there, no effect here. Accepted with a note.
+# The reference's other config attributes: legal there, no effect here. Accepted with a note.
 REFERENCE_IGNORED = {
     "input_img_shape": "the input is model.img_size square", "output_hm_shape": "see model.heatmap_size",
     "focal": "see model.focal", "princpt": "the principal point is the crop centre",

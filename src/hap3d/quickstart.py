@@ -42,9 +42,10 @@ def quickstart_config(out: Path, budget: str, device: str):
         "data.num_workers=0",
         "reference_compat=false",
         f"model.depth={b['depth']}", f"model.embed_dim={b['dim']}", f"model.num_heads={b['heads']}",
-        f"model.lift_dim={4 * b['dim']}", "model.drop_path_rate=0.0",
+        f"model.vit_conv_dim={4 * b['dim']}", "model.drop_path_rate=0.0",
         "train.optimizer=adamw", "train.lr=0.001", "train.weight_decay=0.01", "train.schedule=cosine",
-        f"train.warmup_steps={b['steps'] // 2}", f"train.end_epoch={b['epochs']}", f"train.train_batch_size={b['batch']}",
+        f"train.warmup_steps={b['steps'] // 2}", f"train.end_epoch={b['epochs']}",
+        f"train.train_batch_size={b['batch']}",
         f"train.max_steps_per_epoch={b['steps']}", "train.loss_reduction=valid_mean", "train.log_every=5",
         "train.eval_every_epoch=true", "train.grad_clip=5.0",
         f"eval.device={device}", "eval.test_batch_size=16",
@@ -69,16 +70,15 @@ def previous_budget(out: Path) -> str | None:
     return budget
 
 
-def run_quickstart(out: Path, budget: str = "small", device: str = "auto", progress: bool = True, resume: bool = False) -> int:
+def run_quickstart(
+    out: Path, budget: str = "small", device: str = "auto", progress: bool = True, resume: bool = False
+) -> int:
     """Run the whole quickstart into ``out``. A previous run there is replaced, or continued with ``resume``."""
-    from hap3d.body.synth import write_body_model_dir
-    from hap3d.data.synth import write_synthetic_datasets
-    from hap3d.engine.distributed import DistInfo, resolve_device
+    from hap3d.engine.distributed import resolve_device
     from hap3d.engine.evaluate import Evaluator
-    from hap3d.engine.logging import run_log
-    from hap3d.engine.run import build_test_set, build_train_set
-    from hap3d.engine.train import Trainer
+    from hap3d.engine.run import build_test_set, train
     from hap3d.model import build_model
+    from hap3d.synth import write_body_model_dir, write_synthetic_datasets
 
     t0 = time.time()
     out = Path(out)
@@ -86,7 +86,8 @@ def run_quickstart(out: Path, budget: str = "small", device: str = "auto", progr
     if before_budget not in (None, budget):
         raise Hap3dError(
             f"{out} holds a quickstart of budget '{before_budget}' (its data, network size and checkpoints); "
-            f"rerun with --budget {before_budget}{' --resume' if resume else ''}, or choose another --out for '{budget}'"
+            f"rerun with --budget {before_budget}{' --resume' if resume else ''}, or choose another --out for "
+            f"'{budget}'"
         )
     cfg = quickstart_config(out, budget, device)
     run_dir = Path(cfg.output_dir)
@@ -109,19 +110,14 @@ def run_quickstart(out: Path, budget: str = "small", device: str = "auto", progr
     else:
         print(f"[2/5] synthetic datasets already in {cfg.data.root}")
 
-    torch.manual_seed(cfg.train.seed)
+    torch.manual_seed(cfg.train.seed)  # the network `hap3d train` would build, kept to evaluate it before and after
     model = build_model(cfg.model, body)
     test_set = build_test_set(cfg)
     evaluator = Evaluator(body, dev)
     before = evaluator.run(model.to(dev), test_set, cfg.eval.test_batch_size, progress=False)
     print(f"[3/5] untrained network on synthetic 3DPW: {before.summary()}")
 
-    with run_log(run_dir, rank=0):  # the readers' load-time tallies into train.log too
-        trainer = Trainer(cfg, model, build_train_set(cfg), run_dir, DistInfo(device=dev),
-                          lambda m: evaluator.run(m, test_set, cfg.eval.test_batch_size, progress=False), progress=progress)
-        if resume and not trainer.load_state():
-            print(f"nothing to resume in {run_dir}; training from the start")
-        trainer.run()
+    train(cfg, run_dir, resume=resume, progress=progress, model=model)  # `hap3d train`'s path, trains `model` in place
     after = evaluator.run(model, test_set, cfg.eval.test_batch_size, progress=False)
     after.write(run_dir, "eval_final")
     before.write(run_dir, "eval_untrained")

@@ -17,7 +17,6 @@ from hap3d.body.rotations import rot6d_to_rotmat, rotmat_to_axis_angle
 from hap3d.utils import Hap3dError
 
 DECODER_KEYS = tuple(f"bodyprior_dec_{n}.{p}" for n in ("fc1", "fc2", "out") for p in ("weight", "bias"))
-ENCODER_PREFIX = "bodyprior_enc_"
 OBTAIN_HINT = (
     "VPoser v1.0 is licensed and not shipped: download vposer_v1_0 from https://smpl-x.is.tue.mpg.de and "
     "unzip it so that <dir>/snapshots/TR00_E096.pt exists, or run `hap3d body synth --out DIR` for a "

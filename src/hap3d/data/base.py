@@ -1,7 +1,7 @@
-"""Training-sample assembly shared by every training dataset (spec §5.1-5.4).
+"""Training-sample assembly shared by every training dataset (the sample is described in docs/data.md).
 
-A reader (one module per dataset) parses its files into :class:`PersonRecord` s; :class:`TrainDataset` turns a
-record into the per-sample contract::
+A reader (one module per dataset) declares its files in its ``layout`` (:mod:`hap3d.data.layout`) and parses
+them into :class:`PersonRecord` s; :class:`TrainDataset` turns a record into the per-sample contract::
 
     inputs  {img (3,256,256) [0,1], joints (30,2) 64-space, joints_mask (30,1)}
     targets {orig_joint_img, fit_joint_img, orig_joint_cam, fit_joint_cam (30,3), pose_param (72), shape_param (10)}
@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ import torch
 from hap3d.body.joints import convert_joints, get_joint_set
 from hap3d.data.fit import FitModel, FitTargets, compute_fit_targets, fit_error_mm, fit_param_valid
 from hap3d.data.io import DataError, as_array, first_non_finite, read_image_bgr, require
+from hap3d.data.layout import DatasetLayout
 from hap3d.data.posefix import replace_joints, synthesize_pose
 from hap3d.data.transforms import (
     BBOX_3D_SIZE,
@@ -78,7 +80,7 @@ def read_fit(entry: object, path: Path, where: str) -> dict[str, np.ndarray] | N
     """{pose (72), shape (10), trans (3)} from one SMPL-parameter entry of a fit file.
 
     None, with a warning naming the entry, when a value is null, NaN or infinite: such a fit would give NaN targets
-    with is_valid_fit = 1, so the person becomes a sample without a fit (is_valid_fit = 0, spec §5.1) and the
+    with is_valid_fit = 1, so the person becomes a sample without a fit (is_valid_fit = 0, as a missing fit) and the
     reader counts it (``filter_counts['fit_non_finite']``). Missing fields and wrong sizes raise."""
     fit = {key: as_array(require(entry, key, path, where), (n,), path, f"{where}.{key}", finite=False)
            for key, n in FIT_SIZES.items()}
@@ -204,6 +206,7 @@ def overlapping_people(tight_boxes: np.ndarray, threshold: float = 0.1) -> list[
 class TrainDataset(torch.utils.data.Dataset):
     """Base of the training readers. Subclasses set the class attributes and implement :meth:`load`."""
 
+    layout: ClassVar[DatasetLayout[Any]]  # the files the reader reads; required by the registry (hap3d.data)
     name = "base"
     joint_set = "smpl30"  # the dataset's own joint set
     is_3d = False

@@ -1,23 +1,26 @@
 """``hap3d data check``: is a data root complete and readable, before hours of training find out?
 
-For every dataset the check finds its folder (any of the accepted layouts, :data:`hap3d.data.DATASETS`), lists
-the files the readers need (present / missing / empty / malformed, each with the path where it belongs), loads
-the dataset with its reader, counts the samples left after the reader's filters, tests that every image path
-exists (a stat each; a random sample beyond :data:`IMAGE_CHECK_LIMIT`), and builds a few samples end to end
-(shapes, finite values, image size against the annotation). A missing image fails the check unless missing
-images are allowed: training replaces such a sample with another, but whoever runs the check wants to know.
-The body model (``--body-model-dir``, else ``<root>/body_model`` where ``hap3d data synth`` writes it) gets a row
-of its own; when it cannot be loaded, the training sets' spot checks (which build SMPL-fit targets) do not run
-and their rows say so. 3DPW-Crowd is loaded as its own row whenever its two files are there (or the config asks
-for it); a config that evaluates on 3DPW-Crowd needs only the validation split, so its 3DPW test row is then
-checked only when the test file is there, and cannot fail the check.
+For every dataset the check finds its folder (any of the accepted folders of its reader's ``layout``, see
+:mod:`hap3d.data.layout`), lists the files that layout declares for the reader's default split (present / missing
+/ empty / malformed, each with the path where it belongs), loads the dataset with its reader, counts the samples
+left after the reader's filters, tests that every image path exists (a stat each; a random sample beyond
+:data:`IMAGE_CHECK_LIMIT`), and builds a few samples end to end (shapes, finite values, image size against the
+annotation). A missing image fails the check unless missing images are allowed: training replaces such a sample
+with another, but whoever runs the check wants to know. The body model (``--body-model-dir``, else
+``<root>/body_model`` where ``hap3d data synth`` writes it) gets a row of its own; when it cannot be loaded, the
+training sets' spot checks (which build SMPL-fit targets) do not run and their rows say so. A layout's variants
+(3DPW-Crowd) are loaded as rows of their own whenever their files are there (or the config asks for them); a
+config that evaluates on a variant needs only the variant's files, so the dataset's default row is then checked
+only when its first file is there, and cannot fail the check.
+
+The results are :class:`Report` objects; the command line prints them (:func:`hap3d.cli.data.format_data_report`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,81 +30,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hap3d.data import (
-    DATASETS,
-    build_fit_model,
-    dataset_candidates,
-    dataset_class,
-    find_dataset_root,
-    pw3d_annotation_file,
-)
+from hap3d.data import DATASETS, build_fit_model, dataset_candidates, dataset_class, find_dataset_root
+from hap3d.data.base import TrainDataset
 from hap3d.data.io import read_image_bgr
+from hap3d.data.layout import DataFile, DatasetLayout, Variant
 from hap3d.utils import Hap3dError
 
 if TYPE_CHECKING:
     from hap3d.data.fit import FitModel
 
 HAP_DATASETS = ("Human36M", "MuCo", "MSCOCO", "MPII", "PW3D")  # what HAP trains and tests on
-H36M_TRAIN_SUBJECTS = (1, 5, 6, 7, 8)
 # Image files stat-ed per dataset: every one of COCO's, MPII's and 3DPW's; a random sample of Human3.6M's and
 # MuCo's (a few hundred thousand, which on a network drive would take minutes)
 IMAGE_CHECK_LIMIT = 100_000
 STAT_THREADS = 16
 MISSING_SHOWN = 3  # missing image paths named in the report
 BODY_MODEL_SUBDIR = "body_model"  # where `hap3d data synth` writes its procedural body model
-
-
-@dataclass(frozen=True)
-class Expected:
-    """A file or folder a reader needs, relative to the dataset folder."""
-
-    rel: str
-    what: str
-    is_dir: bool = False
-    alternatives: tuple[str, ...] = ()  # other accepted locations
-
-
-PW3D_IMAGES = Expected("imageFiles", "3DPW image sequences", is_dir=True)  # both 3DPW splits' images
-LAYOUT: dict[str, tuple[Expected, ...]] = {
-    "Human36M": tuple(
-        Expected(f"annotations/Human36M_subject{s}_{kind}.json", f"Human3.6M subject {s} {kind.replace('_', ' ')}")
-        for s in H36M_TRAIN_SUBJECTS
-        for kind in ("data", "camera", "joint_3d", "smpl_param")
-    ) + (Expected("images", "Human3.6M images", is_dir=True),),
-    "MuCo": (
-        Expected("data/MuCo-3DHP.json", "MuCo-3DHP annotations"),
-        Expected("data/smpl_param.json", "MuCo SMPL fits"),
-        Expected("data/augmented_set", "MuCo augmented composites", is_dir=True),
-        Expected("data/unaugmented_set", "MuCo unaugmented composites", is_dir=True),
-    ),
-    "MSCOCO": (
-        Expected("annotations/person_keypoints_train2017.json", "COCO keypoint annotations"),
-        Expected("annotations/MSCOCO_train_SMPL_NeuralAnnot.json", "COCO NeuralAnnot SMPL fits",
-                 alternatives=("MSCOCO_train_SMPL_NeuralAnnot.json",)),
-        Expected("images/train2017", "COCO train2017 images", is_dir=True),
-    ),
-    "MPII": (
-        Expected("annotations/train.json", "MPII keypoint annotations"),
-        Expected("annotations/MPII_train_SMPL_NeuralAnnot.json", "MPII NeuralAnnot SMPL fits"),
-        Expected("images", "MPII images", is_dir=True),
-    ),
-    "PW3D": (
-        Expected(pw3d_annotation_file(crowd=False), "3DPW test annotations"),
-        PW3D_IMAGES,
-    ),
-    "CrowdPose": (
-        Expected("annotations/crowdpose_train.json", "CrowdPose keypoint annotations"),
-        Expected("annotations/CrowdPose_train_SMPL_NeuralAnnot.json", "CrowdPose NeuralAnnot SMPL fits"),
-        Expected("images", "CrowdPose images", is_dir=True),
-    ),
-}
-
-# 3DPW-Crowd (the validation split with HigherHRNet input), checked as a row of its own
-CROWD = "PW3D-Crowd"
-CROWD_LAYOUT = (
-    Expected(pw3d_annotation_file(crowd=True), "3DPW validation annotations (3DPW-Crowd)"),
-    Expected("3DPW_validation_crowd_hhrnet_result.json", "3DPW-Crowd HigherHRNet poses"),
-)
 
 TRAIN_SHAPES: dict[tuple[str, str], tuple[int, ...]] = {
     ("inputs", "img"): (3, 256, 256),
@@ -180,6 +124,8 @@ class BodyModelCheck:
 
 @dataclass
 class Report:
+    """What ``hap3d data check`` found under a data root; :attr:`exit_code` is the command's."""
+
     root: Path
     datasets: list[DatasetCheck]
     errors: list[str] = field(default_factory=list)  # problems not tied to one dataset
@@ -191,65 +137,18 @@ class Report:
         failed = self.errors or any(d.status == "FAIL" for d in self.datasets)
         return 1 if failed or (self.body_model is not None and self.body_model.status == "FAIL") else 0
 
-    def format(self) -> str:
-        def num(v: int | None) -> str:
-            return "-" if v is None else f"{v:,}"
 
-        def images(d: DatasetCheck) -> str:
-            if not d.images_checked:
-                return "-"
-            found = f"{d.images_checked - d.images_missing:,}/{d.images_checked:,}"
-            return found if d.images_checked == d.images_total else f"{found} of {d.images_total:,}"
-
-        def listed(prefix: str, text: str) -> list[str]:  # a multi-line message, its later lines indented
-            first, *rest = text.splitlines()
-            return [f"  {prefix}: {first}"] + [f"    {line}" for line in rest]
-
-        rows = [("dataset", "status", "samples", "with fit", "images found", "spot checks", "time", "folder")]
-        body = self.body_model
-        if body is not None:
-            rows.append(("body model", body.status, "-", "-", "-", "-", f"{body.seconds:.1f}s", str(body.folder)))
-        for d in self.datasets:
-            spot = "not run" if d.blocked else f"{d.spot_ok}/{d.spot_total}" if d.spot_total else "-"
-            rows.append((d.name, d.status, num(d.samples), num(d.with_fit), images(d), spot, f"{d.seconds:.1f}s",
-                         str(d.folder)))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = [f"data root: {self.root}", ""]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        counted = [d for d in self.datasets if d.filter_counts]
-        if counted:
-            lines += ["", "reader filters:"]
-            lines += [f"  {d.name}: " + ", ".join(f"{k} {v:,}" for k, v in d.filter_counts.items()) for d in counted]
-        if body is not None and body.error:
-            lines += ["", "body model (FAIL):", *listed("error", body.error)]
-        for d in self.datasets:
-            bad = [f for f in d.files if f.status != "present"]
-            if not (bad or d.errors or d.warnings or d.blocked):
-                continue
-            lines += ["", f"{d.name} ({d.status}):"]
-            lines += [f"  {f.status}: {f.path}  ({f.what})" for f in bad]
-            lines += [line for e in d.errors for line in listed("error", e)]
-            lines += [line for w in d.warnings for line in listed("warning", w)]
-            lines += listed("not run", d.blocked) if d.blocked else []
-        if self.errors:
-            lines += [""] + [f"error: {e}" for e in self.errors]
-        if self.notes:
-            lines += [""] + [f"note: {n}" for n in self.notes]
-        lines += ["", "result: " + ("FAILED (see the errors above)" if self.exit_code else "OK")]
-        return "\n".join(lines)
-
-
-def _file_statuses(layout: Sequence[Expected], folder: Path) -> list[FileStatus]:
+def _file_statuses(files: Sequence[DataFile], folder: Path) -> list[FileStatus]:
+    """Each declared file at the first of its accepted places that exists, else where it belongs."""
     out = []
-    for exp in layout:
-        candidates = [folder / exp.rel] + [folder / a for a in exp.alternatives]
-        found = next((c for c in candidates if (c.is_dir() if exp.is_dir else c.is_file())), None)
+    for f in files:
+        found = f.find(folder)
         if found is None:
-            out.append(FileStatus(candidates[0], exp.what, "missing"))
-        elif not exp.is_dir and found.stat().st_size == 0:
-            out.append(FileStatus(found, exp.what, "empty"))
+            out.append(FileStatus(folder / f.rel, f.what, "missing"))
+        elif not f.is_dir and found.stat().st_size == 0:
+            out.append(FileStatus(found, f.what, "empty"))
         else:
-            out.append(FileStatus(found, exp.what, "present"))
+            out.append(FileStatus(found, f.what, "present"))
     return out
 
 
@@ -349,7 +248,8 @@ def _spot_check(check: DatasetCheck, ds, paths: Sequence[str], missing: set[str]
         check.warnings.append(
             f"{len(wrong_size)} of {check.spot_total} spot-checked images differ from the annotated size used for box "
             f"clipping and flips, e.g. {wrong_size[0]}"
-            + (" (reference_compat swaps CrowdPose's width and height, quirk #19)" if check.name == "CrowdPose" else "")
+            + (" (reference_compat swaps CrowdPose's width and height, see docs/reference-differences.md)"
+               if check.name == "CrowdPose" else "")
         )
 
 
@@ -394,16 +294,31 @@ def _finish(check: DatasetCheck, start: float) -> DatasetCheck:
     return check
 
 
-def _check_dataset(
-    name: str, root: Path, requested: bool, fit_model, reference_compat: bool, opts: Options, crowd: bool = False,
-    blocked: str | None = None,
-) -> list[DatasetCheck]:
-    """The dataset's row (PW3D: plus the 3DPW-Crowd row when its files are there or ``crowd`` asks for it).
+def _loader(name: str, folder: Path, fit_model, reference_compat: bool, **options: Any
+            ) -> tuple[Callable[[], Any], dict[tuple[str, str], tuple[int, ...]]]:
+    """How to load the dataset with its reader (training readers strictly, with the body model), and the sample
+    shapes its items must have."""
+    reader = dataset_class(name)
+    if issubclass(reader, TrainDataset):
+        def load() -> Any:
+            return reader(folder, fit_model, reference_compat=reference_compat, strict=True, **options)
 
-    With ``crowd`` the 3DPW test split is not needed: its row is not requested, and left out when its file is not
-    there. ``blocked``: why training samples cannot be built (3DPW's test samples need no body model)."""
+        return load, TRAIN_SHAPES
+    return (lambda: reader(folder, **options)), TEST_SHAPES
+
+
+def _check_dataset(
+    name: str, root: Path, requested: bool, fit_model, reference_compat: bool, opts: Options,
+    options: Collection[str] = (), blocked: str | None = None,
+) -> list[DatasetCheck]:
+    """The dataset's row, plus a row per layout variant whose files are there or that ``options`` asks for.
+
+    A variant asked for (its reader option in ``options``, e.g. ``crowd``) replaces the default split: the default
+    row is not requested, and left out when its first file is not there. ``blocked``: why training samples cannot
+    be built (a test reader's samples need no body model)."""
     start = time.perf_counter()
-    crowd = crowd and name == "PW3D"
+    layout: DatasetLayout[Any] = dataset_class(name).layout
+    required = [v for v in layout.variants if v.option in options]
     folder = find_dataset_root(root, name)
     if folder is None:  # every path the reader would need, under the first accepted folder
         candidates = dataset_candidates(root, name)
@@ -415,44 +330,46 @@ def _check_dataset(
                 "dataset folder not found: none of " + ", ".join(str(c) for c in candidates) + " exists (the files "
                 f"listed above belong in one of them; shown under {candidates[0]})"
             )
-        layout = (PW3D_IMAGES, *CROWD_LAYOUT) if crowd else LAYOUT[name]
-        check.files = [FileStatus(candidates[0] / e.rel, e.what, "missing") for e in layout]
+        files = [f for v in required for f in layout.files_for(v.split)] if required else layout.files_for()
+        check.files = [FileStatus(candidates[0] / f.rel, f.what, "missing") for f in dict.fromkeys(files)]
         return [_finish(check, start)]
     checks = []
-    if not crowd or (folder / pw3d_annotation_file(crowd=False)).is_file():
-        check = DatasetCheck(name, folder, requested and not crowd)
-        check.files = _file_statuses(LAYOUT[name], folder)
-        if name == "PW3D":
-            _inspect(check, lambda: dataset_class(name)(folder), TEST_SHAPES, opts)
-        else:
-            _inspect(check, lambda: dataset_class(name)(folder, fit_model, reference_compat=reference_compat, strict=True),
-                     TRAIN_SHAPES, opts, blocked)
+    if not required or (folder / layout.marker).exists():
+        check = DatasetCheck(name, folder, requested and not required)
+        check.files = _file_statuses(layout.files_for(), folder)
+        load, shapes = _loader(name, folder, fit_model, reference_compat)
+        _inspect(check, load, shapes, opts, None if shapes is TEST_SHAPES else blocked)
         checks.append(_finish(check, start))
-    if name == "PW3D":
-        crowd_check = _check_crowd(folder, requested, crowd, opts)
-        if crowd_check is not None:
-            checks.append(crowd_check)
+    for variant in layout.variants:
+        variant_check = _check_variant(name, variant, folder, requested, variant in required, fit_model,
+                                       reference_compat, opts, blocked)
+        if variant_check is not None:
+            checks.append(variant_check)
     return checks
 
 
-def _check_crowd(folder: Path, pw3d_requested: bool, required: bool, opts: Options) -> DatasetCheck | None:
-    """3DPW-Crowd, loaded when both its files are there; with only one there, a warning (or, when the config
-    evaluates on 3DPW-Crowd, a failure); None when neither is there and nothing asks for it."""
+def _check_variant(
+    name: str, variant: Variant, folder: Path, dataset_requested: bool, required: bool, fit_model,
+    reference_compat: bool, opts: Options, blocked: str | None,
+) -> DatasetCheck | None:
+    """A variant (3DPW-Crowd), loaded when all the files only it reads are there; with some of them there, a
+    warning (or, when the config evaluates on it, a failure); None when none is there and nothing asks for it."""
     start = time.perf_counter()
-    files = _file_statuses(CROWD_LAYOUT, folder)
+    files = _file_statuses(dataset_class(name).layout.own_files(variant.split), folder)
     present = [f.status != "missing" for f in files]
     if not any(present) and not required:
         return None
-    check = DatasetCheck(CROWD, folder, pw3d_requested and (required or all(present)), files)
+    check = DatasetCheck(variant.row, folder, dataset_requested and (required or all(present)), files)
     if not all(present):
         missing = ", ".join(str(f.path) for f, p in zip(files, present) if not p)
         if required:
-            check.errors.append(f"the config evaluates on 3DPW-Crowd, which needs {missing}")
+            check.errors.append(f"the config evaluates on {variant.title}, which needs {missing}")
         else:
-            check.warnings.append(f"3DPW-Crowd not checked: it also needs {missing}")
+            check.warnings.append(f"{variant.title} not checked: it also needs {missing}")
         check.seconds = time.perf_counter() - start
         return check
-    _inspect(check, lambda: dataset_class("PW3D")(folder, crowd=True), TEST_SHAPES, opts)
+    load, shapes = _loader(name, folder, fit_model, reference_compat, **{variant.option: True})
+    _inspect(check, load, shapes, opts, None if shapes is TEST_SHAPES else blocked)
     return _finish(check, start)
 
 
@@ -495,7 +412,8 @@ def check_data_root(
     ``datasets`` None checks HAP's datasets (Human36M, MuCo, MSCOCO, MPII, PW3D) and any other known dataset
     whose folder exists; only the requested ones (or HAP's) can fail the check. Without ``body_model_dir``,
     ``<root>/body_model`` is used when there, else the samples are built without SMPL-fit targets. ``crowd``
-    makes the 3DPW-Crowd files required. ``allow_missing_images`` turns missing images into warnings.
+    makes the files of the layout variants selected by ``crowd`` (3DPW-Crowd) required, as ``data.crowd`` does in
+    a config. ``allow_missing_images`` turns missing images into warnings.
     """
     root = Path(root)
     if datasets is not None:
@@ -517,7 +435,7 @@ def check_data_root(
         if progress is not None:
             progress(f"checking {name} ...")
         report.datasets += _check_dataset(
-            name, root, name in requested, fit_model, reference_compat, opts, crowd, blocked
+            name, root, name in requested, fit_model, reference_compat, opts, ("crowd",) if crowd else (), blocked
         )
     return report
 
@@ -528,20 +446,20 @@ def config_datasets(cfg) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def cmd_data_check(
-    root: Path | None,
-    body_model_dir: Path | None,
+def check_with_config(
+    root: str | Path | None,
+    body_model_dir: str | Path | None,
     datasets: Sequence[str] | None,
     reference_compat: bool | None = None,
     cfg: str | Path | None = None,
     allow_missing_images: bool = False,
-) -> int:
-    """``hap3d data check``: print the report; exit code 1 when a requested dataset cannot be used (a missing
-    image counts, unless ``allow_missing_images``) or the body model cannot be loaded.
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """``hap3d data check``'s report: the given values, else those of ``cfg`` (a training config).
 
-    With ``cfg`` (a training config) the datasets, data root, body-model folder, ``reference_compat`` and
-    3DPW-Crowd setting come from the config; ``root``, ``body_model_dir``, ``datasets`` and ``reference_compat``
-    still win if given. ``reference_compat`` None: the config's, else True.
+    With ``cfg`` the datasets, data root, body-model folder, ``reference_compat`` and 3DPW-Crowd setting come from
+    the config; ``root``, ``body_model_dir``, ``datasets`` and ``reference_compat`` still win if given.
+    ``reference_compat`` None: the config's, else True (the reference's readers).
     """
     crowd = False
     if cfg is not None:
@@ -557,10 +475,7 @@ def cmd_data_check(
         reference_compat = True
     if root is None:
         raise Hap3dError("hap3d data check needs --root DIR or --cfg CONFIG (whose data.root is checked)")
-    report = check_data_root(
+    return check_data_root(
         Path(root), datasets, None if body_model_dir is None else Path(body_model_dir),
-        reference_compat=reference_compat, progress=lambda m: print(m, flush=True), crowd=crowd,
-        allow_missing_images=allow_missing_images,
+        reference_compat=reference_compat, progress=progress, crowd=crowd, allow_missing_images=allow_missing_images,
     )
-    print(report.format())
-    return report.exit_code

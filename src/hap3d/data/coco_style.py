@@ -1,7 +1,8 @@
 """What the COCO-format 2D training sets share: a keypoint file in COCO's schema plus a NeuralAnnot SMPL-fit file.
 
-MSCOCO, MPII and CrowdPose differ only in where their files are, how many keypoints they have, which annotations
-they drop and (CrowdPose) how they treat image sizes and fits; :class:`CocoStyleDataset` does the rest once:
+MSCOCO, MPII and CrowdPose differ only in where their files are (each declares its ``layout`` with the keys
+``annotations``, ``fits`` and ``images``), how many keypoints they have, which annotations they drop and
+(CrowdPose) how they treat image sizes and fits; :class:`CocoStyleDataset` does the rest once:
 parse and validate the records, process the boxes, attach the fits, find the overlapping people each PoseFix
 sample needs, keep a tally of what was dropped and store the result column-wise.
 """
@@ -75,21 +76,21 @@ def read_neuralannot(path: Path, extra: tuple[str, ...] = ()) -> dict[int, dict[
 
 class CocoStyleDataset(TrainDataset):
     """Base of the readers of COCO-format keypoint files with NeuralAnnot fits. Subclasses set the attributes
-    and the file locations; the hooks below cover what differs between datasets."""
+    and their ``layout`` (files ``annotations`` and ``fits``; image names relative to ``layout.images``); the
+    hooks below cover what differs between datasets."""
 
     num_keypoints = 17
-    image_folder = "images"  # image paths are root / image_folder / file_name
     pelvis_from_hips: str | None = None  # joint set whose hips give an added mid-hip pelvis row
     neuralannot_extra: tuple[str, ...] = ()
     extra_counts: tuple[str, ...] = ()  # dataset-specific entries of ``filter_counts``
 
     @property
     def annotation_file(self) -> Path:
-        raise NotImplementedError
+        return self.layout.path(self.root, "annotations")
 
     @property
     def neuralannot_file(self) -> Path:
-        raise NotImplementedError
+        return self.layout.path(self.root, "fits")
 
     # ----------------------------------------------------------------- hooks
     def drop_reason(self, ann: dict, keypoints: np.ndarray) -> str | None:
@@ -148,7 +149,7 @@ class CocoStyleDataset(TrainDataset):
             file_name = require_str(img, "file_name", path, iwhere)
             by_image.setdefault(image_id, []).append(
                 PersonRecord(
-                    img_path=self.root / self.image_folder / file_name,
+                    img_path=self.root / self.layout.images / file_name,
                     img_size=(height, width),
                     bbox=bbox,
                     tight_bbox=tight,

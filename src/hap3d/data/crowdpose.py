@@ -1,12 +1,12 @@
 """CrowdPose (train split) with NeuralAnnot SMPL fits (2D training set; in the reference, unused by HAP).
 
-Layout under ``root`` (``CrowdPose``)::
+Files under ``root`` (``CrowdPose``; declared in :data:`LAYOUT`)::
 
     annotations/crowdpose_train.json                     COCO-style; 14 keypoints (CrowdPose order)
     annotations/CrowdPose_train_SMPL_NeuralAnnot.json    {ann_id: {smpl_param, cam_param, fit_err}}
     images/<file_name>
 
-Reference differences (spec §10 #19), reproduced only under ``reference_compat``:
+Reference differences (docs/reference-differences.md, "Data switches"), reproduced only under ``reference_compat``:
 
 * the annotated image width and height are swapped. That undid the reversed sizes of the
   ``crowdpose_train.json`` release it was built on; upstream corrected the file in 2021
@@ -26,8 +26,18 @@ from PIL import Image
 from hap3d.body.joints import CROWDPOSE_REFERENCE_FLIP_PAIRS
 from hap3d.data.coco_style import CocoStyleDataset
 from hap3d.data.io import require_str
+from hap3d.data.layout import DataFile, DatasetLayout
 
 NEURALANNOT = "CrowdPose_train_SMPL_NeuralAnnot.json"
+LAYOUT: DatasetLayout[None] = DatasetLayout(
+    folders=("CrowdPose",),
+    files=(
+        DataFile("annotations", "annotations/crowdpose_train.json", "CrowdPose keypoint annotations"),
+        DataFile("fits", f"annotations/{NEURALANNOT}", "CrowdPose NeuralAnnot SMPL fits"),
+        DataFile("images", "images", "CrowdPose images", is_dir=True),
+    ),
+    images="images",
+)
 FIT_ERR_THRESHOLD = 5.0  # on NeuralAnnot's fit_err (the reference calls it pixels in 64-space)
 
 
@@ -42,6 +52,7 @@ def image_file_size(path: Path) -> tuple[int, int] | None:
 
 class CrowdPose(CocoStyleDataset):
     name = "CrowdPose"
+    layout = LAYOUT
     joint_set = "crowdpose15"  # 14 keypoints + Pelvis (mid-hip)
     is_3d = False
     posefix_joints = (
@@ -58,14 +69,6 @@ class CrowdPose(CocoStyleDataset):
     def flip_pairs(self) -> tuple[tuple[int, int], ...]:
         return CROWDPOSE_REFERENCE_FLIP_PAIRS if self.reference_compat else super().flip_pairs
 
-    @property
-    def annotation_file(self) -> Path:
-        return self.root / "annotations" / "crowdpose_train.json"
-
-    @property
-    def neuralannot_file(self) -> Path:
-        return self.root / "annotations" / NEURALANNOT
-
     def drop_reason(self, ann: dict, keypoints: np.ndarray) -> str | None:
         return "no_keypoints" if keypoints.sum() == 0 else None
 
@@ -79,7 +82,7 @@ class CrowdPose(CocoStyleDataset):
         width, height = super().image_size(img, path, where)
         if self.reference_compat:
             return height, width
-        real = image_file_size(self.root / self.image_folder / require_str(img, "file_name", path, where))
+        real = image_file_size(self.root / self.layout.images / require_str(img, "file_name", path, where))
         if real is None:
             self.filter_counts["images_size_unchecked"] += 1
             return width, height

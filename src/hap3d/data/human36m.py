@@ -1,6 +1,6 @@
 """Human3.6M with SMPL fits (3D training set; the eval split is kept for inspection).
 
-Layout under ``root`` (the seed README's ``Human36M`` folder)::
+Files under ``root`` (the ``Human36M`` folder; declared in :data:`LAYOUT`)::
 
     annotations/Human36M_subject{S}_data.json       COCO-like: images (subject, action_idx, subaction_idx,
                                                     frame_idx, cam_idx, ...) and annotations (tight bbox)
@@ -9,15 +9,16 @@ Layout under ``root`` (the seed README's ``Human36M`` folder)::
     annotations/Human36M_subject{S}_smpl_param.json {action: {subaction: {frame: {pose, shape, trans (m)}}}}
     images/<file_name>
 
-Splits (spec §5.6.1): ``train`` = subjects 1, 5, 6, 7, 8, every 5th frame, all cameras; ``test`` = subjects 9
-and 11, every 64th frame, camera 4. The test split uses the ground-truth box (the reference's RootNet boxes
-are for its broken evaluation only) and is not augmented unless asked.
+Splits (:data:`SPLITS`, the reference's protocol): ``train`` = subjects 1, 5, 6, 7, 8, every 5th frame, all
+cameras; ``test`` = subjects 9 and 11, every 64th frame, camera 4. The test split uses the ground-truth box (the
+reference's RootNet boxes are for its broken evaluation only) and is not augmented unless asked.
 
 The SMPL fits live in the H36M world frame: :func:`~hap3d.data.fit.compute_fit_targets` merges the camera
 rotation into the root and re-derives the translation (``PersonRecord.world_to_cam``).
 
 ``reference_compat`` changes nothing here: the reference reader has no quirk with a numerical effect beyond
-those :class:`~hap3d.data.base.TrainDataset` handles for every set (joints_mask = GT truncation, #23).
+those :class:`~hap3d.data.base.TrainDataset` handles for every set (the input joint mask is the ground-truth
+truncation mask; docs/reference-differences.md).
 
 Records are stored column-wise (:class:`~hap3d.data.base.PackedRecords`): ~300k people as a few arrays.
 """
@@ -25,6 +26,7 @@ Records are stored column-wise (:class:`~hap3d.data.base.PackedRecords`): ~300k 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +35,44 @@ from hap3d.body.joints import H36M17
 from hap3d.data.base import PackedRecords, PersonRecord, TrainDataset, read_fit
 from hap3d.data.fit import FitModel, FitTargets
 from hap3d.data.io import DataError, ImageIndex, as_array, load_json, require, require_int, require_list, require_str
+from hap3d.data.layout import DataFile, DatasetLayout
 from hap3d.data.transforms import BBOX_3D_SIZE, Augmentation, process_bbox
 
 log = logging.getLogger(__name__)
 
-SPLITS = {  # subjects, frame subsampling, cameras (None = all)
-    "train": ((1, 5, 6, 7, 8), 5, None),
-    "test": ((9, 11), 64, ("4",)),
+
+@dataclass(frozen=True)
+class H36MSplit:
+    """Which frames a split reads."""
+
+    subjects: tuple[int, ...]
+    every: int  # frame subsampling: frames whose index is a multiple of it
+    cameras: tuple[str, ...] | None  # None = all
+
+
+SPLITS = {
+    "train": H36MSplit((1, 5, 6, 7, 8), every=5, cameras=None),
+    "test": H36MSplit((9, 11), every=64, cameras=("4",)),
 }
+SUBJECT_FILES = ("data", "camera", "joint_3d", "smpl_param")  # one JSON file of each per subject
+
+
+def subject_file_key(subject: int, kind: str) -> str:
+    """The :data:`LAYOUT` key of one subject's file (``kind`` in :data:`SUBJECT_FILES`)."""
+    return f"subject{subject}_{kind}"
+
+
+LAYOUT: DatasetLayout[H36MSplit] = DatasetLayout(
+    folders=("Human36M",),
+    files=tuple(
+        DataFile(subject_file_key(s, kind), f"annotations/Human36M_subject{s}_{kind}.json",
+                 f"Human3.6M subject {s} {kind.replace('_', ' ')}", splits=(split,))
+        for split, table in SPLITS.items() for s in table.subjects for kind in SUBJECT_FILES
+    ) + (DataFile("images", "images", "Human3.6M images", is_dir=True),),
+    images="images",
+    splits=SPLITS,
+    default_split="train",
+)
 
 
 def cam_to_pixel(cam: np.ndarray, focal: np.ndarray, princpt: np.ndarray) -> np.ndarray:
@@ -52,6 +84,7 @@ def cam_to_pixel(cam: np.ndarray, focal: np.ndarray, princpt: np.ndarray) -> np.
 
 class Human36M(TrainDataset):
     name = "Human36M"
+    layout = LAYOUT
     joint_set = "h36m17"
     is_3d = True
     # every H36M joint COCO also names (Pelvis, Torso, Neck and Head_top keep their ground truth)
@@ -79,14 +112,14 @@ class Human36M(TrainDataset):
                          bbox_3d_size)
 
     def annotation_file(self, subject: int, kind: str) -> Path:
-        return self.root / "annotations" / f"Human36M_subject{subject}_{kind}.json"
+        return self.layout.path(self.root, subject_file_key(subject, kind))
 
     def load(self) -> PackedRecords:
-        subjects, every, cameras = SPLITS[self.split]
+        split = self.layout.splits[self.split]
         self.filter_counts = dict.fromkeys(
             ("annotations", "other_frame", "other_camera", "degenerate_bbox", "kept", "kept_without_fit", "fit_non_finite"), 0
         )
-        records = PackedRecords.concat([self._load_subject(s, every, cameras) for s in subjects])
+        records = PackedRecords.concat([self._load_subject(s, split.every, split.cameras) for s in split.subjects])
         c = self.filter_counts
         log.info(
             "Human36M %s: %d of %d annotations kept (%d without SMPL fit, %d of them for a non-finite fit); dropped: "
@@ -147,7 +180,7 @@ class Human36M(TrainDataset):
             counts["kept_without_fit"] += fit is None
             out.append(
                 PersonRecord(
-                    img_path=self.root / "images" / require_str(img, "file_name", data_path, iwhere),
+                    img_path=self.root / self.layout.images / require_str(img, "file_name", data_path, iwhere),
                     img_size=(height, width),
                     bbox=bbox,
                     tight_bbox=tight,

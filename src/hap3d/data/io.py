@@ -7,9 +7,9 @@ from collections.abc import ItemsView
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from hap3d import files
 from hap3d.utils import Hap3dError
 
 
@@ -18,16 +18,16 @@ class DataError(Hap3dError):
 
 
 def read_image_bgr(path: str | Path) -> np.ndarray:
-    """The decoded file as OpenCV gives it: BGR uint8 (H, W, 3); EXIF orientation ignored, as the reference does.
+    """The decoded file as OpenCV's imread gives it: BGR uint8 (H, W, 3); EXIF orientation ignored, as the reference
+    does. Read through :mod:`hap3d.files`: bounded in size whatever the header claims, and safe for any file name
+    (an oversized or unreadable training image is then a bad sample like any other).
 
     Training crops read this and convert only the pixels a crop needs (see ``crop_image``): converting a whole
     1000x1000 frame to float costs more than the crop itself."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if not isinstance(img, np.ndarray):
-        if not Path(path).exists():
-            raise DataError(f"image not found: {path}")
-        raise DataError(f"image cannot be decoded (corrupt or unsupported format): {path}")
-    return img
+    try:
+        return files.read_image_bgr(path)
+    except files.FileProblem as err:
+        raise DataError(str(err)) from None
 
 
 def load_image_rgb(path: str | Path) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Mixing the training sets and loading them (spec §5.5, §6.3).
+"""Mixing the training sets and loading them (docs/data.md, "The training sample").
 
 :class:`BalancedMix` is the reference's ``MultipleDatasets(make_same_len=True)`` with its random fill made
 reproducible, plus optional group weights. Sharding, shuffling and resuming are the trainer's sampler's job

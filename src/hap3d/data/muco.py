@@ -1,14 +1,15 @@
 """MuCo-3DHP with SMPL fits (3D training set, train only).
 
-Layout under ``root`` (the seed README's ``MuCo`` folder)::
+Files under ``root`` (the ``MuCo`` folder; declared in :data:`LAYOUT`)::
 
     data/MuCo-3DHP.json     COCO-like: images (file_name relative to data/, width, height, f, c) and
                             annotations (keypoints_cam 21x3 mm, keypoints_img 21x2 px, bbox)
     data/smpl_param.json    {ann_id: {pose, shape, trans (m)}}, camera frame; a missing id means no fit
     data/augmented_set/, data/unaugmented_set/   images
 
-Only the person closest to the camera (smallest pelvis depth) of each composite image is a sample (spec
-quirk #26); the others whose tight boxes overlap it (IoU >= 0.1) are its PoseFix near people.
+Only the person closest to the camera (smallest pelvis depth) of each composite image is a sample, as in the
+reference (docs/reference-differences.md); the others whose tight boxes overlap it (IoU >= 0.1) are its PoseFix
+near people.
 
 ``reference_compat`` changes nothing here: the reference reader has no quirk with a numerical effect beyond
 those :class:`~hap3d.data.base.TrainDataset` handles for every set. Keeping only the closest person is the
@@ -26,6 +27,7 @@ from hap3d.body.joints import convert_joints
 from hap3d.data.base import PackedRecords, PersonRecord, TrainDataset, overlapping_people, read_fit
 from hap3d.data.fit import FitTargets
 from hap3d.data.io import DataError, ImageIndex, as_array, load_json, require, require_int, require_list, require_str
+from hap3d.data.layout import DataFile, DatasetLayout
 from hap3d.data.transforms import Augmentation, process_bbox
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,21 @@ SHARED_WITH_H36M = (
     "Pelvis", "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "Head_top", "L_Shoulder", "L_Elbow",
     "L_Wrist", "R_Shoulder", "R_Elbow", "R_Wrist",
 )
+LAYOUT: DatasetLayout[None] = DatasetLayout(
+    folders=("MuCo",),
+    files=(
+        DataFile("annotations", "data/MuCo-3DHP.json", "MuCo-3DHP annotations"),
+        DataFile("fits", "data/smpl_param.json", "MuCo SMPL fits"),
+        DataFile("augmented_images", "data/augmented_set", "MuCo augmented composites", is_dir=True),
+        DataFile("unaugmented_images", "data/unaugmented_set", "MuCo unaugmented composites", is_dir=True),
+    ),
+    images="data",  # file names start with augmented_set/ or unaugmented_set/
+)
 
 
 class MuCo(TrainDataset):
     name = "MuCo"
+    layout = LAYOUT
     joint_set = "muco21"
     is_3d = True
     posefix_joints = (
@@ -50,11 +63,11 @@ class MuCo(TrainDataset):
 
     @property
     def annotation_file(self) -> Path:
-        return self.root / "data" / "MuCo-3DHP.json"
+        return self.layout.path(self.root, "annotations")
 
     @property
     def smpl_file(self) -> Path:
-        return self.root / "data" / "smpl_param.json"
+        return self.layout.path(self.root, "fits")
 
     def load(self) -> PackedRecords:
         path, fit_path = self.annotation_file, self.smpl_file
@@ -98,7 +111,7 @@ class MuCo(TrainDataset):
             counts["kept_without_fit"] += fit is None
             records.append(
                 PersonRecord(
-                    img_path=self.root / "data" / require_str(img, "file_name", path, iwhere),
+                    img_path=self.root / self.layout.images / require_str(img, "file_name", path, iwhere),
                     img_size=(height, width),
                     bbox=bbox,
                     tight_bbox=tight,

@@ -1,4 +1,4 @@
-"""PoseFix-style synthetic input 2D poses (spec §5.3).
+"""PoseFix-style synthetic input 2D poses (docs/data.md, "The training sample").
 
 Training feeds the network ground-truth 2D joints corrupted the way real 2D pose estimators fail (Moon et al.,
 PoseFix, CVPR 2019), so that it learns to cope with the detector poses it gets at test time. Each of the 17 COCO
@@ -164,10 +164,11 @@ def synthesize_pose(
     the ``inv`` candidate (the partner's position). So joints are drawn in two vectorised batches, first those whose
     partner comes later (or that have none), then those whose partner comes earlier, which is the same dependence.
 
-    ``reference_quirks`` keeps two reference behaviours (spec §10 #21, #22): the ``inv`` candidate of a joint whose
-    partner comes earlier is the partner's already-corrupted position, and when there is no ``inv`` candidate the
-    swap sampling still skips and references the candidate in the inv slot (the first swap-inv one). ``False`` uses
-    the partner's original position and ignores the inv slot when it is empty.
+    ``reference_quirks`` keeps two reference behaviours (docs/reference-differences.md, the PoseFix rows of "Data
+    switches"): the ``inv`` candidate of a joint whose partner comes earlier is the partner's already-corrupted
+    position, and when there is no ``inv`` candidate the swap sampling still skips and references the candidate in
+    the inv slot (the first swap-inv one). ``False`` uses the partner's original position and ignores the inv slot
+    when it is empty.
     """
     joints = np.asarray(coco_joints, dtype=np.float64)[:NUM_KPS]
     near = np.asarray(near_joints, dtype=np.float64)[:, :NUM_KPS]
@@ -176,7 +177,7 @@ def synthesize_pose(
     valid = joints[:, 2] > 0
     prior = type_probabilities(int(valid.sum()), num_overlap)
 
-    # Candidates per joint, padded to a common count: [gt, swap..., inv?, swap-inv...] (spec §5.3 step 1).
+    # Candidates per joint, padded to a common count: [gt, swap..., inv?, swap-inv...], the reference's order.
     # Built from every possible candidate with a presence mask, then compacted with a stable sort.
     has_partner = PARTNER >= 0
     partner = np.where(has_partner, PARTNER, 0)

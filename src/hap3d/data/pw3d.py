@@ -1,6 +1,6 @@
 """3DPW test set (OpenPose input) and 3DPW-Crowd (validation split, HigherHRNet input), as the reference reads them.
 
-Layout under ``root`` (the seed README's ``PW3D/data``)::
+Files under ``root`` (``PW3D/data``; declared in :data:`LAYOUT`)::
 
     3DPW_latest_test.json | 3DPW_latest_validation.json      COCO-style images + annotations with SMPL fits
     3DPW_validation_crowd_hhrnet_result.json                 crowd mode only: {aid: {coco_joints: 17x3, img_id}}
@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from hap3d.body.joints import convert_joints, get_joint_set
-from hap3d.data import pw3d_annotation_file
 from hap3d.data.io import (
     DataError,
     ImageIndex,
@@ -32,6 +32,7 @@ from hap3d.data.io import (
     require_list,
     require_str,
 )
+from hap3d.data.layout import DataFile, DatasetLayout, Variant
 from hap3d.data.transforms import (
     NO_AUGMENTATION,
     add_midpoint,
@@ -45,7 +46,38 @@ from hap3d.data.transforms import (
 
 log = logging.getLogger(__name__)
 
-CROWD_SEQUENCES = ("courtyard_hug_00", "courtyard_dancing_00")
+
+
+@dataclass(frozen=True)
+class PW3DSplit:
+    """What a split reads."""
+
+    annotations: str  # the LAYOUT key of its annotation file
+    sequences: tuple[str, ...] | None  # the sequences kept (a name containing one of these); None = all
+    input_poses: str | None  # the LAYOUT key of its input 2D poses; None = the annotations' OpenPose poses
+
+
+SPLITS = {
+    "test": PW3DSplit("test_annotations", sequences=None, input_poses=None),
+    # 3DPW-Crowd: two crowded sequences of the validation split with HigherHRNet input poses
+    "validation": PW3DSplit("validation_annotations", sequences=("courtyard_hug_00", "courtyard_dancing_00"),
+                            input_poses="crowd_poses"),
+}
+LAYOUT: DatasetLayout[PW3DSplit] = DatasetLayout(
+    folders=("PW3D/data",),
+    files=(
+        DataFile("test_annotations", "3DPW_latest_test.json", "3DPW test annotations", splits=("test",)),
+        DataFile("images", "imageFiles", "3DPW image sequences", is_dir=True),
+        DataFile("validation_annotations", "3DPW_latest_validation.json", "3DPW validation annotations (3DPW-Crowd)",
+                 splits=("validation",)),
+        DataFile("crowd_poses", "3DPW_validation_crowd_hhrnet_result.json", "3DPW-Crowd HigherHRNet poses",
+                 splits=("validation",)),
+    ),
+    images="imageFiles",  # then <sequence>/<file_name>
+    splits=SPLITS,
+    default_split="test",
+    variants=(Variant("PW3D-Crowd", "3DPW-Crowd", split="validation", option="crowd"),),
+)
 GENDER_IDS = {"neutral": 0, "male": 1, "female": 2}
 
 
@@ -70,6 +102,8 @@ class PW3DRecord:
 class PW3D(torch.utils.data.Dataset):
     """3DPW evaluation samples: ``{'inputs': {img, joints, joints_mask}, 'targets': {...}, 'meta': {...}}``."""
 
+    layout: ClassVar[DatasetLayout[PW3DSplit]] = LAYOUT
+
     def __init__(self, root: str | Path, crowd: bool = False, conf_thr: float = 0.05) -> None:
         self.root = Path(root)
         self.crowd = crowd
@@ -81,18 +115,24 @@ class PW3D(torch.utils.data.Dataset):
 
     @property
     def annotation_file(self) -> Path:
-        return self.root / pw3d_annotation_file(self.crowd)
+        return self.layout.path(self.root, self.layout.splits[self.split].annotations)
 
     @property
     def hhrnet_file(self) -> Path:
-        return self.root / f"3DPW_{self.split}_crowd_hhrnet_result.json"
+        """The split's HigherHRNet input poses (3DPW-Crowd)."""
+        poses = self.layout.splits[self.split].input_poses
+        if poses is None:
+            raise ValueError(f"the 3DPW {self.split} split has no HigherHRNet poses")
+        return self.layout.path(self.root, poses)
 
     def _load(self) -> list[PW3DRecord]:
         path = self.annotation_file
+        split = self.layout.splits[self.split]
+        sequences = split.sequences
         db = load_json(path, "3DPW annotation file")
         images = ImageIndex(db, path)
         hhrnet = None
-        if self.crowd:
+        if split.input_poses is not None:
             hpath = self.hhrnet_file
             hhrnet = load_json(hpath, "3DPW-Crowd HigherHRNet result file")
             if not isinstance(hhrnet, dict):
@@ -105,7 +145,7 @@ class PW3D(torch.utils.data.Dataset):
             where = f"annotation {aid} (annotations[{k}])"
             img, iwhere = images.find(require_int(ann, "image_id", path, where), where)
             seq = require_str(img, "sequence", path, iwhere)
-            if self.crowd and not any(s in seq for s in CROWD_SEQUENCES):
+            if sequences is not None and not any(s in seq for s in sequences):
                 continue
             width, height = require_int(img, "width", path, iwhere), require_int(img, "height", path, iwhere)
             tight = as_array(require(ann, "bbox", path, where), (4,), path, f"{where} 'bbox'")
@@ -134,7 +174,7 @@ class PW3D(torch.utils.data.Dataset):
             records.append(
                 PW3DRecord(
                     aid=aid,
-                    img_path=self.root / "imageFiles" / seq / require_str(img, "file_name", path, iwhere),
+                    img_path=self.root / self.layout.images / seq / require_str(img, "file_name", path, iwhere),
                     img_size=(height, width),
                     bbox=bbox,
                     tight_bbox=tight,

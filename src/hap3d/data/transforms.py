@@ -6,7 +6,6 @@ pairs) so that crops, and therefore metrics, match it.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import cv2
@@ -82,23 +81,16 @@ class Augmentation:
 NO_AUGMENTATION = Augmentation()
 
 
-def sample_augmentation(rng: np.random.Generator | None = None, allow_flip: bool = True) -> Augmentation:
+def sample_augmentation(rng: np.random.Generator, allow_flip: bool = True) -> Augmentation:
     """scale 1 + 0.25 clip(N,-1,1); rot 30 clip(N,-2,2) deg with p 0.6; colour U(0.8,1.2) per channel; flip p 0.5.
 
-    With ``rng`` None the draws come from the global numpy/python RNGs as in the reference; otherwise from
-    ``rng`` alone, which makes a sample reproducible from its seed.
-    """
-    if rng is None:
-        scale = float(np.clip(np.random.randn(), -1.0, 1.0) * 0.25 + 1.0)
-        rot = float(np.clip(np.random.randn(), -2.0, 2.0) * 30) if random.random() <= 0.6 else 0.0
-        color = tuple(random.uniform(0.8, 1.2) for _ in range(3))
-        flip = allow_flip and random.random() <= 0.5
-    else:
-        scale = float(np.clip(rng.standard_normal(), -1.0, 1.0) * 0.25 + 1.0)
-        rot_draw = float(np.clip(rng.standard_normal(), -2.0, 2.0) * 30)
-        rot = rot_draw if rng.random() <= 0.6 else 0.0
-        color = tuple(float(c) for c in rng.uniform(0.8, 1.2, 3))
-        flip = allow_flip and bool(rng.random() <= 0.5)
+    Every draw comes from ``rng``, so a sample is reproducible from its seed (the reference drew from the global
+    numpy / python generators)."""
+    scale = float(np.clip(rng.standard_normal(), -1.0, 1.0) * 0.25 + 1.0)
+    rot_draw = float(np.clip(rng.standard_normal(), -2.0, 2.0) * 30)
+    rot = rot_draw if rng.random() <= 0.6 else 0.0
+    color = tuple(float(c) for c in rng.uniform(0.8, 1.2, 3))
+    flip = allow_flip and bool(rng.random() <= 0.5)
     return Augmentation(scale, rot, color, flip)  # type: ignore[arg-type]
 
 

@@ -1,8 +1,10 @@
-"""3DPW evaluation: batched forward on any device, ground-truth meshes in batches, the reference metric.
+"""Evaluation on the configured test set: batched forward on any device, ground-truth meshes in batches, the
+reference's metric protocol (docs/training.md, "Evaluation").
 
-Outputs per person-frame (MPJPE, PA-MPJPE, MPVPE, PA-MPVPE in mm), their means over person-frames (the
-reference's aggregation), a per-sequence table, and PCK/AUC on the 14 joints; written as JSON and CSV (per sample,
-per sequence).
+The test set is ``data.testset``, a dataset of the registry (:mod:`hap3d.data`) that this protocol can measure
+(:data:`TEST_SETS`; 3DPW by default, and 3DPW-Crowd with ``data.crowd``). Outputs per person-frame (MPJPE,
+PA-MPJPE, MPVPE, PA-MPVPE in mm), their means over person-frames (the reference's aggregation), a per-sequence
+table, and PCK/AUC on the 14 joints; written as JSON and CSV (per sample, per sequence).
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ from hap3d.engine.distributed import loader_workers
 from hap3d.engine.metrics import degenerate_alignments, h36m_eval_joints, mesh_errors, pck_auc
 from hap3d.precision import autocast, check_amp
 from hap3d.utils import atomic_write
+
+# The registered datasets (hap3d.data) this protocol measures: their readers yield, per person, the gendered SMPL
+# fit (targets smpl_pose, smpl_shape, smpl_trans, gender) and records with a ``sequence``. A new test set is such a
+# reader in the registry, and its name here.
+TEST_SETS = ("PW3D",)
 
 
 @dataclass
@@ -72,7 +79,8 @@ class EvalResult:
                    "per_sequence": self.per_sequence(), "seconds": self.seconds, **self.extra}
         atomic_write(out / f"{name}.json", lambda p: Path(p).write_text(json.dumps(payload, indent=2)))
         keys = list(self.per_sample)
-        per_sample = [[aid, self.sequences[i], *(f"{self.per_sample[k][i]:.4f}" for k in keys)] for i, aid in enumerate(self.aids)]
+        per_sample = [[aid, self.sequences[i], *(f"{self.per_sample[k][i]:.4f}" for k in keys)]
+                      for i, aid in enumerate(self.aids)]
         _write_csv(out / f"{name}_per_sample.csv", ["aid", "sequence", *keys], per_sample)
         per_sequence = [[s, v["count"], *(f"{v[k]:.4f}" for k in keys)] for s, v in self.per_sequence().items()]
         _write_csv(out / f"{name}_per_sequence.csv", ["sequence", "count", *keys], per_sequence)

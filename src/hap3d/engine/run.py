@@ -7,11 +7,11 @@ from pathlib import Path
 import torch
 
 from hap3d.body.smpl import find_smpl_file
-from hap3d.config import Config
-from hap3d.data import build_fit_model, dataset_class, dataset_root, pw3d_annotation_file
+from hap3d.config import Config, ConfigError
+from hap3d.data import build_fit_model, dataset_class, dataset_root
 from hap3d.data.io import DataError
 from hap3d.engine.distributed import DistInfo, cleanup, init_distributed
-from hap3d.engine.evaluate import EvalResult, Evaluator
+from hap3d.engine.evaluate import TEST_SETS, EvalResult, Evaluator
 from hap3d.engine.logging import run_log
 from hap3d.engine.train import Trainer
 from hap3d.model import build_model
@@ -40,10 +40,30 @@ def build_train_set(cfg: Config) -> torch.utils.data.Dataset:
     return BalancedMix(groups, weights=weights, seed=cfg.train.seed)
 
 
+def resolve_test_set(cfg: Config) -> tuple[type, dict[str, bool], str]:
+    """The reader of ``data.testset`` from the dataset registry, its options from the config (``crowd=True`` for
+    3DPW-Crowd, a variant of its layout) and the split they select. A ConfigError, before any work, for a dataset
+    the evaluation cannot measure or a variant it does not have."""
+    name = cfg.data.testset
+    try:
+        reader = dataset_class(name)
+    except ValueError as err:  # not a registered dataset: the registry's message lists them
+        raise ConfigError(f"data.testset: {err}", "data.testset") from None
+    if name not in TEST_SETS:
+        raise ConfigError(
+            f"data.testset={name!r} has no evaluation: the metrics need per-person gendered SMPL ground truth, which "
+            f"hap3d reads for {', '.join(TEST_SETS)}", "data.testset")
+    variants = [v for v in reader.layout.variants if getattr(cfg.data, v.option, False)]
+    if cfg.data.crowd and not any(v.option == "crowd" for v in variants):
+        raise ConfigError(f"data.crowd=true, but the test set {name} has no crowd variant", "data.crowd")
+    split = variants[0].split if variants else reader.layout.default_split
+    return reader, {v.option: True for v in variants}, split
+
+
 def build_test_set(cfg: Config) -> torch.utils.data.Dataset:
-    if cfg.data.testset != "PW3D":
-        raise ValueError(f"test set {cfg.data.testset!r} is not supported; PW3D is")
-    return dataset_class("PW3D")(dataset_root(cfg.data.root, "PW3D"), crowd=cfg.data.crowd)
+    """The configured test set and split, read from its folder under ``data.root``."""
+    reader, options, _ = resolve_test_set(cfg)
+    return reader(dataset_root(cfg.data.root, cfg.data.testset), **options)
 
 
 def require_body_model(cfg: Config) -> None:
@@ -79,25 +99,34 @@ def make_model(cfg: Config, info: DistInfo) -> HapModel:
 
 
 def has_test_set(cfg: Config) -> bool:
-    """Whether the configured 3DPW split is on disk (training then evaluates on it)."""
+    """Whether the configured test split is on disk (training then evaluates on it): a file that only this split
+    reads is there. The reader names whatever else is missing."""
+    reader, _, split = resolve_test_set(cfg)
     try:
-        root = dataset_root(cfg.data.root, "PW3D")
+        root = dataset_root(cfg.data.root, cfg.data.testset)
     except DataError:
         return False
-    return (root / pw3d_annotation_file(cfg.data.crowd)).is_file()
+    return any(f.find(root) is not None for f in reader.layout.own_files(split))
 
 
-def train(cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, float]:
-    """Train (single process or under torchrun) and evaluate the final epoch on the configured test set.
+def train(
+    cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True, model: HapModel | None = None
+) -> dict[str, float]:
+    """Train (single process or under torchrun) and evaluate on the configured test set, when it is on disk: the
+    final epoch, or every epoch with ``train.eval_every_epoch``. Returns the last evaluation's means (rank 0).
 
+    ``model`` is a network to train in place instead of building one from ``cfg`` (and ``train.pretrained``): the
+    quickstart evaluates it before and after. ``resume`` continues from the run's ``last.pt`` if there is one.
     The run's text log is open from the start, so the readers' load-time warnings and tallies land in it too."""
     require_pretrained(cfg)
     require_body_model(cfg)
+    resolve_test_set(cfg)  # a test set without an evaluation stops the run before any work
     info = init_distributed(cfg.eval.device, cfg.train.dist_timeout_minutes)
-    torch.manual_seed(cfg.train.seed)  # the same initial weights in every process (the Trainer reseeds per rank)
     try:
         with run_log(Path(run_dir), info.rank):
-            model = make_model(cfg, info)
+            if model is None:  # the same initial weights in every process (the Trainer then reseeds per rank)
+                torch.manual_seed(cfg.train.seed)
+                model = make_model(cfg, info)
             train_set = build_train_set(cfg)
             evaluate_fn = None
             if info.is_main and has_test_set(cfg):  # only rank 0 evaluates

@@ -1,12 +1,11 @@
 """Training: single process or torchrun DDP, mixed precision, atomic checkpoints and exact resume.
 
-A run directory holds ``config.yaml``, ``train.log``, ``history.json``, plots, ``checkpoints/last.pt`` (full
-training state, rewritten atomically at every epoch end, before the epoch's evaluation, and every
-``ckpt_every_steps`` steps) and ``checkpoints/epoch_N.safetensors`` (the model after epoch N, in the hap3d
-format; N counts from 0 like the reference's ``snapshot_N``, while log lines and the progress bar count from 1:
-``epoch_0`` is written at the end of "epoch 1/T"). ``--resume`` continues from ``last.pt``: same epoch, same position
-in the epoch's sample order, same optimizer, scaler and per-process RNG state, and the running loss sums of the
-epoch (so its means cover every step); the learning rate is recomputed from (epoch, step).
+A run directory holds ``config.yaml``, ``train.log``, ``history.json``, plots, ``checkpoints/last.pt`` (the full
+training state, :class:`hap3d.engine.state.TrainState`, rewritten atomically at every epoch end, before the epoch's
+evaluation, and every ``ckpt_every_steps`` steps) and ``checkpoints/epoch_N.safetensors`` (the model after epoch N,
+in the hap3d format; N counts from 0 like the reference's ``snapshot_N``, while log lines and the progress bar
+count from 1: ``epoch_0`` is written at the end of "epoch 1/T"). ``--resume`` continues from ``last.pt``. The loop
+reads top to bottom in :meth:`Trainer._run`; docs/training.md describes the run from the user's side.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from hap3d.config import Config, ModelConfig, to_dict, with_absolute_paths
+from hap3d.config import Config, to_dict, with_absolute_paths
 from hap3d.data.mix import set_epoch
 from hap3d.engine.distributed import (
     DistInfo,
@@ -35,7 +34,8 @@ from hap3d.engine.distributed import (
     loader_workers,
 )
 from hap3d.engine.logging import RunLogger, attach_file_handler
-from hap3d.model.checkpoint import NUMPY_SAFE_GLOBALS, TRAIN_STATE_FORMAT, save_model_checkpoint
+from hap3d.engine.state import Position, TrainState
+from hap3d.model.checkpoint import save_model_checkpoint
 from hap3d.model.hap import HapModel
 from hap3d.model.losses import loss_terms, reduce_losses
 from hap3d.precision import autocast, check_amp
@@ -52,7 +52,7 @@ class TrainingDiverged(Hap3dError):
 
 
 def param_groups(model: HapModel, cfg: Config) -> list[dict[str, Any]]:
-    """The reference's four groups (backbone, pose2feat, position_net, rotation_net) plus the lift if trained."""
+    """The reference's four groups (backbone, pose2feat, position_net, rotation_net) plus vit_conv_layer if trained."""
     lr_backbone = cfg.train.lr if (cfg.train.lr_backbone is None or cfg.model.reference_compat) else cfg.train.lr_backbone
     groups = [
         ("backbone", model.backbone, lr_backbone),
@@ -61,7 +61,7 @@ def param_groups(model: HapModel, cfg: Config) -> list[dict[str, Any]]:
         ("rotation_net", model.rotation_net, cfg.train.lr),
     ]
     if model.vit_conv_layer is not None:
-        groups.append(("lift", model.vit_conv_layer, cfg.train.lr))
+        groups.append(("vit_conv_layer", model.vit_conv_layer, cfg.train.lr))
     out = []
     for name, module, lr in groups:
         params = [p for p in module.parameters() if p.requires_grad]
@@ -151,6 +151,9 @@ class ResumableSampler(torch.utils.data.Sampler[int]):
 
 
 class Trainer:
+    """The training loop of one process: :meth:`run` trains to ``train.end_epoch``, from where :meth:`load_state`
+    left it. Under torchrun every process runs one, in lockstep (the collectives are noted where they happen)."""
+
     def __init__(
         self,
         cfg: Config,
@@ -176,7 +179,8 @@ class Trainer:
         torch.manual_seed(derived_seed(cfg.train.seed, info.rank))
         self.optimizer = build_optimizer(self.model, cfg)
         self.amp = check_amp(cfg.train.amp, info.device.type, "train.amp")
-        self.scaler = LossScaler(info.device.type, cfg.train.loss_scale, cfg.train.init_scale, enabled=self.amp == "fp16")
+        self.scaler = LossScaler(info.device.type, cfg.train.loss_scale, cfg.train.init_scale,
+                                 enabled=self.amp == "fp16")
         self.train_set = train_set
         b = cfg.train.train_batch_size
         if len(train_set) < b * info.world_size:
@@ -197,23 +201,222 @@ class Trainer:
             pin_memory=info.device.type == "cuda", persistent_workers=False, generator=torch.Generator(),
             worker_init_fn=functools.partial(_worker_init, log_file=self.logger.file, level=self.logger.level),
         )
+        self.steps_per_epoch = 0  # set by run(): the full global batches of an epoch, capped by max_steps_per_epoch
+        # The position and counters below are what TrainState saves.
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.epoch_sums: dict[str, float] = {}  # the current epoch's summed step losses (taken steps) ...
-        self.epoch_count = 0  # ... and their number: saved with the state, so the epoch means survive a resume
+        self.epoch_count = 0  # ... and their number
         self.bad_steps = 0  # consecutive non-finite steps
         self.bad_steps_total = 0
-        self.pending_eval: int | None = None  # an epoch whose evaluation was due when last.pt was written
+        self.pending_eval: int | None = None  # an epoch whose evaluation is due (saved: a kill during it reruns it)
         self.replaced_samples = 0  # unreadable samples replaced by others, on this process since the (re)start
         self.replaced_before = 0  # ... on all processes before a resume
 
-    # ----------------------------------------------------------------- checkpoints
+    # ----------------------------------------------------------------- the loop
+    def run(self) -> dict[str, float]:
+        """Train to ``end_epoch``; returns the last evaluation's means (rank 0; empty if none ran)."""
+        try:
+            return self._run()
+        finally:
+            self.logger.close()
+
+    def _run(self) -> dict[str, float]:
+        """Epoch after epoch: train it, close it (model file, summary, last.pt), evaluate it when due."""
+        self._begin()
+        final: dict[str, float] = {}
+        if self.pending_eval is not None and self.eval_enabled:  # killed during that evaluation: run it first
+            final = self._evaluate(self.pending_eval)
+        while self.epoch < self.cfg.train.end_epoch:
+            self._end_epoch(self._train_epoch())
+            if self.pending_eval is not None:  # this epoch is to be evaluated
+                final = self._evaluate(self.pending_eval)
+        self._report()
+        return final
+
+    def _begin(self) -> None:
+        """Write the run's config, open TensorBoard (dropping the events a resumed run replays), size the epoch."""
+        cfg = self.cfg
+        if self.info.is_main:
+            dump = yaml.safe_dump(to_dict(with_absolute_paths(cfg)), sort_keys=False)
+            atomic_write(self.run_dir / "config.yaml", lambda p: Path(p).write_text(dump))
+        self.logger.open_tensorboard(purge_step=self.global_step + 1 if self.global_step else None)
+        self.steps_per_epoch = len(self.sampler.order()) // cfg.train.train_batch_size
+        if cfg.train.max_steps_per_epoch:
+            self.steps_per_epoch = min(self.steps_per_epoch, cfg.train.max_steps_per_epoch)
+        self._check_warmup()
+
+    def _train_epoch(self) -> dict[str, float]:
+        """Train the current epoch from the current position; returns its mean losses and the run's counters."""
+        t, epoch, steps = self.cfg.train, self.epoch, self.steps_per_epoch
+        self._start_epoch()
+        bar = tqdm(total=steps, initial=self.step_in_epoch, desc=f"epoch {epoch + 1}/{t.end_epoch}",
+                   disable=not self.progress, unit="step", dynamic_ncols=True)
+        taken, t0 = 0, time.time()  # steps taken by this process in this epoch, for images/s
+        for batch in self.loader:
+            if self.step_in_epoch >= steps:
+                break
+            logged = self._step(batch)
+            taken += logged is not None
+            img_s = taken * t.train_batch_size * self.info.world_size / max(time.time() - t0, 1e-9)
+            if logged is not None and (self.global_step % t.log_every == 0 or self.step_in_epoch == steps):
+                self._log_step(logged, img_s)
+            bar.set_postfix(loss=f"{(logged or {}).get('loss', float('nan')):.4f}", img_s=f"{img_s:.1f}")
+            bar.update(1)
+            if t.ckpt_every_steps and self.global_step % t.ckpt_every_steps == 0:
+                self.save_state()
+        bar.close()
+        means = {k: v / max(self.epoch_count, 1) for k, v in self.epoch_sums.items()}
+        return means | {"skipped_steps": self.bad_steps_total, "replaced_samples": self.replaced_total()}
+
+    def _start_epoch(self) -> None:
+        """The epoch's sample order (from the current step on), loader seeds and training mode."""
+        epoch = self.epoch  # 0-based, as in the file names; people read "epoch {epoch + 1}/{end}"
+        self.sampler.set_epoch(epoch, self.step_in_epoch)
+        self.loader.generator.manual_seed(derived_seed(self.cfg.train.seed, self.info.rank, epoch, LOADER_STREAM))
+        set_epoch(self.train_set, epoch)  # workers are started per epoch, so their copies see it
+        self.ddp.train()
+        if self.cfg.train.freeze_bn:  # running statistics instead of per-process batch statistics
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    def _step(self, batch: dict) -> dict[str, float] | None:
+        """One step at the scheduled learning rate, counted; its losses, or None when it was skipped."""
+        if "replaced" in batch["meta"]:
+            self.replaced_samples += int(batch["meta"].pop("replaced").sum())
+        self.set_lr(lr_factor(self.cfg, self.epoch, self.step_in_epoch, self.steps_per_epoch))
+        skipped, logged = self.train_step(batch)
+        self.step_in_epoch += 1
+        self.global_step += 1
+        if skipped:
+            self._skipped(skipped)
+            return None
+        self.bad_steps = 0
+        self.epoch_count += 1
+        for k, v in logged.items():
+            self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + v
+        return logged
+
+    def _skipped(self, why: str) -> None:
+        """Count a skipped step; too many in a row stop the run rather than train on garbage."""
+        self.bad_steps += 1
+        self.bad_steps_total += 1
+        where = f"epoch {self.epoch + 1}/{self.cfg.train.end_epoch}"
+        self.logger.info(f"{why} at {where} step {self.step_in_epoch}: step skipped")
+        if self.bad_steps >= self.cfg.train.max_bad_steps:
+            raise TrainingDiverged(
+                f"the loss or its gradients were non-finite for {self.bad_steps} consecutive steps ({where}); "
+                "stopping. Lower the learning rate, use amp=bf16 instead of fp16, or check the data (hap3d data check)."
+            )
+
+    def _log_step(self, logged: dict[str, float], img_s: float) -> None:
+        """A step's losses and lr into the history, TensorBoard and a train.log line."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.logger.step(self.global_step, self.epoch, logged | {"lr": lr})
+        self.logger.info(
+            f"epoch {self.epoch + 1}/{self.cfg.train.end_epoch} step {self.step_in_epoch}/{self.steps_per_epoch} "
+            f"(global {self.global_step}): "
+            + ", ".join(f"{k} {v:.4f}" for k, v in logged.items()) + f", lr {lr:.2e}, {img_s:.1f} img/s"
+        )
+
+    def _end_epoch(self, stats: dict[str, float]) -> None:
+        """Close the epoch just trained: its model file and summary, then last.pt, written before its evaluation
+        (which it marks pending) so that a kill during a long evaluation does not redo the epoch."""
+        epoch, end = self.epoch, self.cfg.train.end_epoch
+        self.epoch, self.step_in_epoch = epoch + 1, 0
+        self.epoch_sums, self.epoch_count = {}, 0
+        if self.info.is_main:
+            info = {"epoch": epoch, "epochs_completed": epoch + 1, "global_step": self.global_step}
+            save_model_checkpoint(self.run_dir / "checkpoints" / f"epoch_{epoch}.safetensors", self.model,
+                                  self.cfg.model, info)
+        self.logger.info(f"epoch {epoch + 1}/{end} done: " + ", ".join(f"{k}={v:.4f}" for k, v in stats.items()))
+        self.logger.epoch(epoch, stats)
+        due = self.eval_enabled and (self.cfg.train.eval_every_epoch or self.epoch == end)
+        self.pending_eval = epoch if due else None
+        self.save_state()
+
+    def _evaluate(self, epoch: int) -> dict[str, float]:
+        """Rank 0 evaluates the model after ``epoch``; the others wait at a barrier (see dist_timeout_minutes)."""
+        means: dict[str, float] = {}
+        if self.info.is_main:
+            assert self.evaluate_fn is not None  # eval_enabled is rank 0's evaluate_fn, broadcast
+            result = self.evaluate_fn(self.model)
+            result.write(self.run_dir, f"eval_epoch_{epoch}")
+            self.logger.info(f"epoch {epoch + 1}/{self.cfg.train.end_epoch} eval: {result.summary()}")
+            self.logger.epoch(epoch, {f"eval_{k}": v for k, v in result.means.items()})
+            means = result.means
+        barrier(self.info)
+        self.pending_eval = None
+        self.save_state()  # the metrics into the history, and no evaluation pending
+        return means
+
+    def _report(self) -> None:
+        """The closing line: skipped steps and replaced samples over the run (a collective under DDP)."""
+        replaced = self.replaced_total()
+        where = "train.log" + (" and train.rank<N>.log" if self.info.distributed else "")
+        files = f" (each named in a 'skipped' warning in {self.run_dir / where})" if replaced else ""
+        self.logger.info(
+            f"finished {plural(self.cfg.train.end_epoch, 'epoch')}: {self.bad_steps_total} non-finite steps skipped, "
+            f"{replaced} unreadable samples replaced{files}"
+        )
+        if self.info.is_main and (self.bad_steps_total or replaced):
+            print(f"warning: {self.bad_steps_total} steps skipped, {replaced} unreadable samples replaced{files}")
+
+    def _check_warmup(self) -> None:
+        """Warn (not change the schedule) when the linear warm-up covers the whole run: the lr never reaches its
+        configured value, so a short run barely trains."""
+        t = self.cfg.train
+        total = t.end_epoch * self.steps_per_epoch
+        if t.warmup_steps and t.warmup_steps > total and self.info.is_main:
+            self.logger.warn_user(
+                f"train.warmup_steps={t.warmup_steps} > the run's {total} training steps "
+                f"({plural(t.end_epoch, 'epoch')} x {plural(self.steps_per_epoch, 'step')}): the learning rate never "
+                f"leaves its linear warm-up and reaches at most {total / t.warmup_steps:.1%} of its configured value. "
+                f"Lower train.warmup_steps (e.g. train.warmup_steps={max(1, total // 10)}) or train longer"
+            )
+
+    # ----------------------------------------------------------------- one optimizer step
+    def set_lr(self, factor: float) -> None:
+        for g in self.optimizer.param_groups:
+            g["lr"] = g["base_lr"] * factor
+
+    def train_step(self, batch: dict) -> tuple[str | None, dict[str, float]]:
+        """One optimizer step. Returns why it was skipped (None if taken) and the losses averaged over processes."""
+        dev = self.info.device
+        inp = {k: v.to(dev, non_blocking=True) for k, v in batch["inputs"].items()}
+        targets = {k: v.to(dev, non_blocking=True) for k, v in batch["targets"].items()}
+        meta = {k: v.to(dev, non_blocking=True) for k, v in batch["meta"].items()}
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.info.device.type, self.amp):
+            pred = self.ddp(inp["img"], inp["joints"], inp["joints_mask"])
+            terms = loss_terms(pred, targets, meta, self.model.graph_index)
+            total, means = reduce_losses(terms, self.cfg.train.loss_reduction, self.cfg.train.loss_weights)
+        finite = torch.isfinite(total.detach()).float()
+        if all_reduce_mean(finite, self.info).item() < 1.0:  # every rank skips together, or DDP would hang
+            return "non-finite loss", {}
+        self.scaler.scale(total).backward()
+        params = [p for p in self.model.trainable_parameters() if p.grad is not None]
+        norm = None
+        if self.cfg.train.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
+        elif not self.scaler.is_enabled():
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        # DDP has averaged the gradients, so every rank sees the same norm and skips together. Under fp16 the
+        # scaler skips such steps itself (and lowers its scale): overflow is expected there.
+        if norm is not None and not self.scaler.is_enabled() and not torch.isfinite(norm):
+            return "non-finite gradients", {}
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        values = all_reduce_mean(torch.stack([total.detach().float(), *(v.detach().float() for v in means.values())]),
+                                 self.info)
+        logged = dict(zip(["loss"] + [f"loss_{k}" for k in means], values.tolist()))
+        return None, logged
+
+    # ----------------------------------------------------------------- the training state (last.pt)
     @property
     def state_path(self) -> Path:
         return self.run_dir / "checkpoints" / "last.pt"
-
-    def _rng_state(self) -> dict[str, Any]:
-        cuda = torch.cuda.get_rng_state_all() if self.info.device.type == "cuda" else []
-        return {"cpu": torch.get_rng_state(), "cuda": cuda}
 
     def replaced_total(self) -> int:
         """Unreadable samples replaced on all processes over the whole run (a collective under DDP)."""
@@ -222,29 +425,19 @@ class Trainer:
 
     def save_state(self) -> None:
         """Write last.pt atomically. A collective: every process contributes its RNG state and replaced count."""
-        rng = all_gather_object(self._rng_state(), self.info)
+        cuda = torch.cuda.get_rng_state_all() if self.info.device.type == "cuda" else []
+        rng = all_gather_object({"cpu": torch.get_rng_state(), "cuda": cuda}, self.info)
         replaced = self.replaced_total()
         if not self.info.is_main:
             return
-        state = {
-            "format": TRAIN_STATE_FORMAT,
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "epoch": self.epoch,
-            "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step,
-            "epoch_sums": self.epoch_sums,
-            "epoch_count": self.epoch_count,
-            "bad_steps": self.bad_steps,
-            "bad_steps_total": self.bad_steps_total,
-            "replaced_samples": replaced,
-            "pending_eval": self.pending_eval,
-            "rng": rng,  # per rank: CPU and CUDA generator states
-            "config": to_dict(with_absolute_paths(self.cfg)),
-            "history": self.logger.history,
-        }
-        atomic_write(self.state_path, lambda p: torch.save(state, p))
+        TrainState(
+            model={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            optimizer=self.optimizer.state_dict(), scaler=self.scaler.state_dict(),
+            epoch=self.epoch, step_in_epoch=self.step_in_epoch, global_step=self.global_step,
+            config=to_dict(with_absolute_paths(self.cfg)), history=self.logger.history,
+            bad_steps_total=self.bad_steps_total, epoch_sums=self.epoch_sums, epoch_count=self.epoch_count,
+            bad_steps=self.bad_steps, replaced_samples=replaced, pending_eval=self.pending_eval, rng=rng,
+        ).save(self.state_path)
 
     def load_state(self, path: str | Path | None = None) -> bool:
         """Restore the full training state; False if there is nothing to resume from.
@@ -256,58 +449,42 @@ class Trainer:
         state, problem = None, None
         if path.is_file():
             try:
-                state = self._read_state(path)
+                state = TrainState.load(path, self.cfg.model)
             except Exception as err:  # reported by every process together below, so that none waits for the others
-                problem = str(err) if isinstance(err, Hap3dError) else f"{path} cannot be read ({type(err).__name__}: {err})"
-        position = None if state is None else (state["epoch"], state["step_in_epoch"], state["global_step"])
+                problem = (str(err) if isinstance(err, Hap3dError)
+                           else f"{path} cannot be read ({type(err).__name__}: {err})")
+        position = None if state is None else state.position
         self._check_same_state(all_gather_object((position, problem), self.info), path)
         if state is None:
             return False
-        saved = state["config"]["model"]
-        for key in sorted(ModelConfig.TRAINING_ONLY & saved.keys()):
-            now = getattr(self.cfg.model, key)
-            if saved[key] != now and self.info.is_main:
-                self.logger.warning(f"resuming {path} with model.{key} {saved[key]!r} -> {now!r} (training-only: "
-                                    "takes effect from here)")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
-        self.global_step, self.bad_steps_total = state["global_step"], state["bad_steps_total"]
-        self.epoch_sums, self.epoch_count = state.get("epoch_sums", {}), state.get("epoch_count", 0)
-        self.bad_steps = state.get("bad_steps", 0)
-        self.pending_eval = state.get("pending_eval")
-        self.replaced_before = state.get("replaced_samples", 0) if self.info.is_main else 0  # counted once in the sum
-        self.replaced_samples = 0
-        self._restore_rng(state.get("rng"), path)
-        self.logger.history = state["history"]
-        self.logger.info(f"resumed from {path}: {describe_position(self.epoch, self.step_in_epoch, self.global_step)}")
+        self._restore(state, path)
+        self.logger.info(f"resumed from {path}: {describe_position(*state.position)}")
         return True
 
-    def _read_state(self, path: Path) -> dict[str, Any]:
-        """last.pt, checked to be a training state of this network (training-only model keys may differ)."""
-        with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS):
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != TRAIN_STATE_FORMAT:
-            raise Hap3dError(f"{path}: not a hap3d training state (use `hap3d convert` for model checkpoints)")
-        saved, ours = state["config"]["model"], to_dict(self.cfg.model)
-        changed = [f"{k} {v!r} -> {ours[k]!r}" for k, v in saved.items()
-                   if k in ours and ours[k] != v and k not in ModelConfig.TRAINING_ONLY]
-        if changed:
-            raise Hap3dError(
-                f"{path} was written by a run with another model configuration ({'; '.join(changed)}); resume with the "
-                f"run's own config (only {', '.join(sorted(ModelConfig.TRAINING_ONLY))} may change), or train into a new "
-                "run directory"
-            )
-        return state
+    def _restore(self, state: TrainState, path: Path) -> None:
+        if self.info.is_main:
+            for key, before, now in state.model_changes(self.cfg.model)[1]:
+                self.logger.warning(f"resuming {path} with model.{key} {before!r} -> {now!r} (training-only: "
+                                    "takes effect from here)")
+        self.model.load_state_dict(state.model)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.scaler.load_state_dict(state.scaler)
+        self.epoch, self.step_in_epoch, self.global_step = state.position
+        self.epoch_sums, self.epoch_count = state.epoch_sums, state.epoch_count
+        self.bad_steps, self.bad_steps_total = state.bad_steps, state.bad_steps_total
+        self.pending_eval = state.pending_eval
+        self.replaced_before = state.replaced_samples if self.info.is_main else 0  # counted once in the sum
+        self.replaced_samples = 0
+        self._restore_rng(state.rng, path)
+        self.logger.history = state.history
 
-    def _check_same_state(self, seen: list[tuple[tuple[int, int, int] | None, str | None]], path: Path) -> None:
+    def _check_same_state(self, seen: list[tuple[Position | None, str | None]], path: Path) -> None:
         """Raise, on every process alike, if one could not read the state or the processes found different ones."""
         problems = [(rank, p) for rank, (_, p) in enumerate(seen) if p is not None]
         if problems:
             rank, problem = problems[0]
             raise Hap3dError(f"rank {rank}: {problem}" if len(seen) > 1 else problem)
-        groups: dict[tuple[int, int, int] | None, list[int]] = {}
+        groups: dict[Position | None, list[int]] = {}
         for rank, (position, _) in enumerate(seen):
             groups.setdefault(position, []).append(rank)
         if len(groups) == 1:
@@ -343,169 +520,6 @@ class Trainer:
                 torch.cuda.manual_seed(derived_seed(self.cfg.train.seed, self.info.rank, self.global_step))
                 self.logger.warning(f"{path}: saved CUDA RNG states of {len(mine['cuda'])} devices, "
                                     f"{torch.cuda.device_count()} visible now; CUDA RNG reseeded")
-
-    # ----------------------------------------------------------------- loop
-    def set_lr(self, factor: float) -> None:
-        for g in self.optimizer.param_groups:
-            g["lr"] = g["base_lr"] * factor
-
-    def train_step(self, batch: dict) -> tuple[str | None, dict[str, float]]:
-        """One optimizer step. Returns why it was skipped (None if taken) and the losses averaged over processes."""
-        dev = self.info.device
-        inp = {k: v.to(dev, non_blocking=True) for k, v in batch["inputs"].items()}
-        targets = {k: v.to(dev, non_blocking=True) for k, v in batch["targets"].items()}
-        meta = {k: v.to(dev, non_blocking=True) for k, v in batch["meta"].items()}
-        self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.info.device.type, self.amp):
-            pred = self.ddp(inp["img"], inp["joints"], inp["joints_mask"])
-            total, means = reduce_losses(loss_terms(pred, targets, meta, self.model.graph_index), self.cfg.train.loss_reduction)
-        finite = torch.isfinite(total.detach()).float()
-        if all_reduce_mean(finite, self.info).item() < 1.0:  # every rank skips together, or DDP would hang
-            return "non-finite loss", {}
-        self.scaler.scale(total).backward()
-        params = [p for p in self.model.trainable_parameters() if p.grad is not None]
-        norm = None
-        if self.cfg.train.grad_clip:
-            self.scaler.unscale_(self.optimizer)
-            norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
-        elif not self.scaler.is_enabled():
-            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
-        # DDP has averaged the gradients, so every rank sees the same norm and skips together. Under fp16 the
-        # scaler skips such steps itself (and lowers its scale): overflow is expected there.
-        if norm is not None and not self.scaler.is_enabled() and not torch.isfinite(norm):
-            return "non-finite gradients", {}
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        values = all_reduce_mean(torch.stack([total.detach().float()] + [v.detach().float() for v in means.values()]), self.info)
-        logged = dict(zip(["loss"] + [f"loss_{k}" for k in means], values.tolist()))
-        return None, logged
-
-    def run(self) -> dict[str, float]:
-        """Train to ``end_epoch``; returns the last evaluation's means (rank 0; empty if none ran)."""
-        try:
-            return self._run()
-        finally:
-            self.logger.close()
-
-    def _run(self) -> dict[str, float]:
-        cfg = self.cfg
-        if self.info.is_main:
-            dump = yaml.safe_dump(to_dict(with_absolute_paths(cfg)), sort_keys=False)
-            atomic_write(self.run_dir / "config.yaml", lambda p: Path(p).write_text(dump))
-        self.logger.open_tensorboard(purge_step=self.global_step + 1 if self.global_step else None)
-        steps_per_epoch = len(self.sampler.order()) // cfg.train.train_batch_size
-        if cfg.train.max_steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
-        self._check_warmup(steps_per_epoch)
-        final: dict[str, float] = {}
-        if self.pending_eval is not None and self.eval_enabled:  # killed during that evaluation: run it first
-            final = self._evaluate(self.pending_eval)
-        end = cfg.train.end_epoch
-        while self.epoch < end:
-            epoch = self.epoch  # 0-based, as in the file names; people read "epoch {epoch + 1}/{end}"
-            self.sampler.set_epoch(epoch, self.step_in_epoch)
-            self.loader.generator.manual_seed(derived_seed(cfg.train.seed, self.info.rank, epoch, LOADER_STREAM))
-            set_epoch(self.train_set, epoch)  # workers are started per epoch, so their copies see it
-            self.ddp.train()
-            if cfg.train.freeze_bn:  # running statistics instead of per-process batch statistics
-                for m in self.model.modules():
-                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                        m.eval()
-            bar = tqdm(total=steps_per_epoch, initial=self.step_in_epoch, desc=f"epoch {epoch + 1}/{end}",
-                       disable=not self.progress, unit="step", dynamic_ncols=True)
-            taken, t0 = 0, time.time()  # steps taken by this process in this epoch, for images/s
-            for batch in self.loader:
-                if self.step_in_epoch >= steps_per_epoch:
-                    break
-                if "replaced" in batch["meta"]:
-                    self.replaced_samples += int(batch["meta"].pop("replaced").sum())
-                self.set_lr(lr_factor(cfg, epoch, self.step_in_epoch, steps_per_epoch))
-                skipped, logged = self.train_step(batch)
-                self.step_in_epoch += 1
-                self.global_step += 1
-                if skipped:
-                    self.bad_steps += 1
-                    self.bad_steps_total += 1
-                    self.logger.info(f"{skipped} at epoch {epoch + 1}/{end} step {self.step_in_epoch}: step skipped")
-                    if self.bad_steps >= cfg.train.max_bad_steps:
-                        raise TrainingDiverged(
-                            f"the loss or its gradients were non-finite for {self.bad_steps} consecutive steps (epoch "
-                            f"{epoch + 1}/{end}); stopping. Lower the learning rate, use amp=bf16 instead of fp16, or "
-                            "check the data (hap3d data check)."
-                        )
-                else:
-                    self.bad_steps = 0
-                    taken += 1
-                    self.epoch_count += 1
-                    for k, v in logged.items():
-                        self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + v
-                img_s = taken * cfg.train.train_batch_size * self.info.world_size / max(time.time() - t0, 1e-9)
-                if not skipped and (self.global_step % cfg.train.log_every == 0 or self.step_in_epoch == steps_per_epoch):
-                    lr = self.optimizer.param_groups[0]["lr"]
-                    self.logger.step(self.global_step, epoch, logged | {"lr": lr})
-                    self.logger.info(
-                        f"epoch {epoch + 1}/{end} step {self.step_in_epoch}/{steps_per_epoch} "
-                        f"(global {self.global_step}): "
-                        + ", ".join(f"{k} {v:.4f}" for k, v in logged.items()) + f", lr {lr:.2e}, {img_s:.1f} img/s"
-                    )
-                bar.set_postfix(loss=f"{logged.get('loss', float('nan')):.4f}", img_s=f"{img_s:.1f}")
-                bar.update(1)
-                if cfg.train.ckpt_every_steps and self.global_step % cfg.train.ckpt_every_steps == 0:
-                    self.save_state()
-            bar.close()
-            epoch_stats = {k: v / max(self.epoch_count, 1) for k, v in self.epoch_sums.items()} | {
-                "skipped_steps": self.bad_steps_total, "replaced_samples": self.replaced_total()}
-            self.epoch, self.step_in_epoch = epoch + 1, 0
-            self.epoch_sums, self.epoch_count = {}, 0
-            if self.info.is_main:
-                save_model_checkpoint(self.run_dir / "checkpoints" / f"epoch_{epoch}.safetensors", self.model, cfg.model,
-                                      {"epoch": epoch, "epochs_completed": epoch + 1, "global_step": self.global_step})
-            stats = ", ".join(f"{k}={v:.4f}" for k, v in epoch_stats.items())
-            self.logger.info(f"epoch {epoch + 1}/{end} done: {stats}")
-            self.logger.epoch(epoch, epoch_stats)
-            due = self.eval_enabled and (cfg.train.eval_every_epoch or self.epoch == end)
-            self.pending_eval = epoch if due else None
-            self.save_state()  # before the evaluation: a kill during it does not redo the epoch
-            if due:
-                final = self._evaluate(epoch)
-        replaced = self.replaced_total()
-        where = "train.log" + (" and train.rank<N>.log" if self.info.distributed else "")
-        files = f" (each named in a 'skipped' warning in {self.run_dir / where})" if replaced else ""
-        self.logger.info(
-            f"finished {plural(end, 'epoch')}: {self.bad_steps_total} non-finite steps skipped, "
-            f"{replaced} unreadable samples replaced{files}"
-        )
-        if self.info.is_main and (self.bad_steps_total or replaced):
-            print(f"warning: {self.bad_steps_total} steps skipped, {replaced} unreadable samples replaced{files}")
-        return final
-
-    def _check_warmup(self, steps_per_epoch: int) -> None:
-        """Warn (not change the schedule) when the linear warm-up covers the whole run: the lr never reaches its
-        configured value, so a short run barely trains."""
-        t = self.cfg.train
-        total = t.end_epoch * steps_per_epoch
-        if t.warmup_steps and t.warmup_steps > total and self.info.is_main:
-            self.logger.warn_user(
-                f"train.warmup_steps={t.warmup_steps} > the run's {total} training steps "
-                f"({plural(t.end_epoch, 'epoch')} x {plural(steps_per_epoch, 'step')}): the learning rate never leaves "
-                f"its linear warm-up and reaches at most {total / t.warmup_steps:.1%} of its configured value. Lower "
-                f"train.warmup_steps (e.g. train.warmup_steps={max(1, total // 10)}) or train longer"
-            )
-
-    def _evaluate(self, epoch: int) -> dict[str, float]:
-        """Rank 0 evaluates the model after ``epoch``; the others wait at a barrier (see dist_timeout_minutes)."""
-        means: dict[str, float] = {}
-        if self.info.is_main:
-            assert self.evaluate_fn is not None  # eval_enabled is rank 0's evaluate_fn, broadcast
-            result = self.evaluate_fn(self.model)
-            result.write(self.run_dir, f"eval_epoch_{epoch}")
-            self.logger.info(f"epoch {epoch + 1}/{self.cfg.train.end_epoch} eval: {result.summary()}")
-            self.logger.epoch(epoch, {f"eval_{k}": v for k, v in result.means.items()})
-            means = result.means
-        barrier(self.info)
-        self.pending_eval = None
-        self.save_state()  # the metrics into the history, and no evaluation pending
-        return means
 
 
 def _worker_init(worker_id: int, log_file: Path, level: int) -> None:

@@ -24,10 +24,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from hap3d import files
 from hap3d.data.io import DataError, load_image_rgb
 from hap3d.infer.export import save_glb, save_obj, save_person_json, save_person_npz, save_ply
 from hap3d.infer.predictor import PersonPrediction, Predictor, PreparedPerson
-from hap3d.infer.render import Camera, person_colour, render_overlay, render_side_view
+from hap3d.render import Camera, person_colour, render_overlay, render_side_view
 from hap3d.utils import atomic_write
 
 log = logging.getLogger(__name__)
@@ -89,24 +90,26 @@ def list_inputs(path: Path) -> tuple[list[Path], Path | None]:
 
 def video_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:
     """(frame name, RGB uint8 frame) for each frame; names are '<stem>_<index:06d>'."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise DataError(f"cannot open video: {path}")
-    i = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        yield f"{path.stem}_{i:06d}", frame[:, :, ::-1].copy()
-        i += 1
-    cap.release()
+    with files.c_path(path) as plain:  # OpenCV's video I/O takes the path as a C string
+        cap = cv2.VideoCapture(plain)
+        if not cap.isOpened():
+            raise DataError(f"cannot open video: {files.display(path)}")
+        i = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            yield f"{path.stem}_{i:06d}", frame[:, :, ::-1].copy()
+            i += 1
+        cap.release()
 
 
 def frame_count(path: Path) -> int | None:
     """The frame count the container declares (for the progress bar), or None when it declares none."""
-    cap = cv2.VideoCapture(str(path))
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
-    cap.release()
+    with files.c_path(path) as plain:
+        cap = cv2.VideoCapture(plain)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        cap.release()
     return count if count > 0 else None
 
 
@@ -259,10 +262,12 @@ def folder_names(images: list[Path]) -> list[str]:
     """Each image's output folder, distinct even where the filesystem ignores case: its stem; its full file name
     when that stem is shared (``a.jpg/``, ``a.png/``) or would still clash (``a.jpg.png`` beside ``a.jpg``, or
     ``summary.json.png``); then a numeric suffix (``photo.jpg_2/`` for ``Photo.JPG`` beside ``photo.jpg``)."""
-    stems = Counter(p.stem.casefold() for p in images)
-    names = [p.stem if stems[p.stem.casefold()] == 1 else p.name for p in images]
+    stem = {p: files.safe_name(p.stem) for p in images}  # '...jpg' has the stem '..': never a folder name
+    full = {p: files.safe_name(p.name) for p in images}
+    stems = Counter(stem[p].casefold() for p in images)
+    names = [stem[p] if stems[stem[p].casefold()] == 1 else full[p] for p in images]
     clashes = Counter(n.casefold() for n in [*names, SUMMARY])
-    names = [p.name if clashes[n.casefold()] > 1 else n for p, n in zip(images, names)]
+    names = [full[p] if clashes[n.casefold()] > 1 else n for p, n in zip(images, names)]
     avoid = {n.casefold() for n in names} | {SUMMARY}  # a suffixed name must not take another input's own
     seen = {SUMMARY}
     unique = []
@@ -279,7 +284,7 @@ def _items(images: list[Path], video: Path | None) -> Iterator[tuple[str, str, P
     """(item name, output folder name, image path or RGB frame)."""
     if video is not None:
         for name, frame in video_frames(video):
-            yield name, name, frame
+            yield name, files.safe_name(name), frame
         return
     yield from ((p.name, folder, p) for p, folder in zip(images, folder_names(images)))
 

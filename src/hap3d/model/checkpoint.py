@@ -14,6 +14,10 @@ Formats (detected from the file's content, never its name):
 * ``torchvision``        an ImageNet ResNet state dict (``conv1.*``, ``layer1.*``, ``fc.*``) - backbone only.
 * ``simplebaseline``     SimpleBaseline 2D-pose ResNet (``deconv_layers.*``, ``final_layer.*``) - backbone only.
 
+This module identifies the format and reads the full-model ones. How a backbone-only format's keys map onto a
+backbone, and how a snapshot's keys reveal its architecture, lives beside each architecture (``vit.py``,
+``resnet.py``); the registry in ``backbones.py`` says which does what, and the functions here dispatch to it.
+
 Every file is opened with ``torch.load(weights_only=True)`` (or safetensors), so loading never executes code,
 and every mapping reports loaded, missing, unexpected and deliberately ignored keys.
 """
@@ -21,7 +25,6 @@ and every mapping reports loaded, missing, unexpected and deliberately ignored k
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,7 +36,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from hap3d.config import ModelConfig, from_dict, to_dict
-from hap3d.model.vit import ViT, infer_grid, resize_pos_embed
+from hap3d.model.backbones import BACKBONES, spec_for_checkpoint_format, spec_of_module
 from hap3d.utils import Hap3dError, atomic_write
 
 try:  # numpy >= 2
@@ -47,9 +50,8 @@ NUMPY_SAFE_GLOBALS = [_np_multiarray.scalar, _np_multiarray._reconstruct, np.nda
 ]
 
 FORMAT_NAME = "hap3d"
-TRAIN_STATE_FORMAT = "hap3d-train-state"  # written by hap3d.engine.train.Trainer.save_state
+TRAIN_STATE_FORMAT = "hap3d-train-state"  # hap3d.engine.state.TrainState; read here for its model only
 FORMAT_VERSION = "1"
-SAFETENSORS_MAGIC_OFFSET = 8
 
 
 class CheckpointError(Hap3dError):
@@ -170,7 +172,8 @@ def _identify(path: Path, obj: Any) -> RawCheckpoint:
         meta["model_config"] = dict(obj["config"]["model"])
         return RawCheckpoint(path, TRAIN_STATE_FORMAT, _tensor_dict(obj["model"], path, "model"), meta)
     if "network" in obj:
-        return RawCheckpoint(path, "reference_snapshot", _strip_module(_tensor_dict(obj["network"], path, "network")), meta)
+        network = _strip_module(_tensor_dict(obj["network"], path, "network"))
+        return RawCheckpoint(path, "reference_snapshot", network, meta)
     if "state_dict" in obj:
         sd = _strip_module(_tensor_dict(obj["state_dict"], path, "state_dict"))
         if any(k.startswith("backbone.") for k in sd):
@@ -224,21 +227,13 @@ def infer_model_config(raw: RawCheckpoint, **overrides: Any) -> ModelConfig:
         return from_dict(ModelConfig, data)
     if raw.format != "reference_snapshot":
         raise CheckpointError(f"{raw.path}: a {raw.format} checkpoint holds a backbone only, not a full model")
-    keys = raw.tensors
-    if "backbone.pos_embed" in keys:
-        depth = 1 + max(int(m.group(1)) for k in keys if (m := re.match(r"backbone\.blocks\.(\d+)\.", k)))
-        dim = keys["backbone.pos_embed"].shape[-1]
-        # Head count is not visible in the weights; ViTs use 64-d heads (ViT-B: 12). Override if yours differ.
-        data: dict[str, Any] = {
-            "backbone": "vit_b", "depth": depth, "embed_dim": dim, "num_heads": max(dim // 64, 1), "reference_compat": True
-        }
-        if "vit_conv_layer.weight" in keys:
-            data["lift_dim"] = keys["vit_conv_layer.weight"].shape[0]
-    elif "backbone.layer1.0.conv1.weight" in keys:
-        n3 = 1 + max(int(m.group(1)) for k in keys if (m := re.match(r"backbone\.layer3\.(\d+)\.", k)))
-        data = {"backbone": "resnet50", "resnet_depth": {6: 50, 23: 101, 36: 152}.get(n3, 50), "reference_compat": True}
+    for name, spec in BACKBONES.items():
+        found = spec.config_from_snapshot(raw.tensors)
+        if found is not None:
+            data: dict[str, Any] = {"backbone": name, **found, "reference_compat": True}
+            break
     else:
-        raise CheckpointError(f"{raw.path}: snapshot has neither ViT nor ResNet backbone keys")
+        raise CheckpointError(f"{raw.path}: snapshot has the backbone keys of none of: {', '.join(BACKBONES)}")
     data.update(overrides)
     return from_dict(ModelConfig, data)
 
@@ -274,7 +269,9 @@ def load_state_strict(
         if k in own and tuple(v.shape) != tuple(own[k].shape)
     ]
     if mismatched:
-        raise CheckpointError(f"{report.source}: shape mismatch for {len(mismatched)} tensors: " + "; ".join(mismatched[:5]))
+        raise CheckpointError(
+            f"{report.source}: shape mismatch for {len(mismatched)} tensors: " + "; ".join(mismatched[:5])
+        )
     report.missing = [k for k in own if k not in state and not k.startswith(allow_missing)]
     report.unexpected = [k for k in state if k not in own]
     report.loaded = [k for k in state if k in own]
@@ -295,7 +292,9 @@ def load_model_checkpoint(model: nn.Module, path: str | Path) -> LoadReport:
     return load_state_strict(model, mapped, report)
 
 
-def save_model_checkpoint(path: str | Path, model: nn.Module, cfg: ModelConfig, info: Mapping[str, Any] | None = None) -> Path:
+def save_model_checkpoint(
+    path: str | Path, model: nn.Module, cfg: ModelConfig, info: Mapping[str, Any] | None = None
+) -> Path:
     """Write the project's own format: a safetensors file with the model config in its metadata."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     meta = {
@@ -310,41 +309,17 @@ def save_model_checkpoint(path: str | Path, model: nn.Module, cfg: ModelConfig, 
 # ---------------------------------------------------------------------------------------------- backbone
 
 
-MMCV_SOURCE_GRID = (16, 12)  # ViTPose-B at 256x192 input
-
-
 def map_backbone_keys(raw: RawCheckpoint) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Backbone tensors of a 2D-pose / pre-training / ImageNet checkpoint under our backbone's names."""
-    mapped: dict[str, torch.Tensor] = {}
-    ignored: dict[str, str] = {}
-    for key, value in raw.tensors.items():
-        if raw.format == "mmcv":
-            if "mlp.experts" in key:
-                ignored[key] = "ViTPose+ MoE expert weights (not part of the single-dataset backbone)"
-            elif key.startswith("backbone."):
-                mapped[key[len("backbone.") :]] = value
-            else:
-                ignored[key] = "2D keypoint head"
-        elif raw.format in ("hap_pretrain",):
-            if key.startswith("norm."):
-                mapped["last_norm." + key[len("norm.") :]] = value
-            elif key.startswith(("patch_embed.", "pos_embed", "blocks.", "last_norm.")):
-                mapped[key] = value
-            else:
-                ignored[key] = "pre-training decoder / token (not used by the backbone)"
-        elif raw.format in ("torchvision", "simplebaseline", "reference_snapshot"):
-            if raw.format == "reference_snapshot":
-                if not key.startswith("backbone."):
-                    ignored[key] = "3D heads (only the backbone is taken)"
-                    continue
-                key = key[len("backbone.") :]
-            if key.startswith(("fc.", "deconv_layers.", "final_layer.")):
-                ignored[key] = "classification / 2D-pose head"
-            else:
-                mapped[key] = value
-        else:
-            raise CheckpointError(f"{raw.path}: cannot take a backbone from a {raw.format} checkpoint")
-    return mapped, ignored
+    """Backbone tensors of a 2D-pose / pre-training / ImageNet checkpoint (or of a full 3D snapshot) under our
+    backbone's names; returns (mapped, ignored-with-reason)."""
+    if raw.format == "reference_snapshot":  # a HapModel's own keys: its backbone.* are the backbone's names
+        mapped = {k[len("backbone.") :]: v for k, v in raw.tensors.items() if k.startswith("backbone.")}
+        ignored = {k: "3D heads (only the backbone is taken)" for k in raw.tensors if not k.startswith("backbone.")}
+        return mapped, ignored
+    spec = spec_for_checkpoint_format(raw.format)
+    if spec is None:
+        raise CheckpointError(f"{raw.path}: cannot take a backbone from a {raw.format} checkpoint")
+    return spec.map_checkpoint_keys(raw.format, raw.tensors)
 
 
 def load_backbone_checkpoint(
@@ -352,25 +327,17 @@ def load_backbone_checkpoint(
 ) -> LoadReport:
     """Initialise a backbone from a 2D-pose, pre-training or ImageNet checkpoint.
 
-    For a ViT, the position embedding is resized bicubically from the checkpoint's patch grid (ViTPose's
-    16x12 unless ``source_grid`` says otherwise) to the model's, keeping the class slot.
+    The backbone's registry entry adapts the tensors to its shapes first: for a ViT, the position embedding is
+    resized bicubically from the checkpoint's patch grid (ViTPose's 16x12 unless ``source_grid`` says otherwise)
+    to the model's, keeping the class slot.
     """
     raw = read_checkpoint(path)
     mapped, ignored = map_backbone_keys(raw)
     report = LoadReport(str(raw.path), raw.format, ignored=ignored)
-    if isinstance(backbone, ViT) and "pos_embed" in mapped:
-        pe = mapped["pos_embed"]
-        n = pe.shape[1] - 1
-        if n != backbone.grid_size[0] * backbone.grid_size[1] or source_grid is not None:
-            grid = source_grid or (MMCV_SOURCE_GRID if n == 192 else infer_grid(n, (2, 1) if n == 128 else None))
-            mapped["pos_embed"] = resize_pos_embed(pe, grid, backbone.grid_size)
-    if isinstance(backbone, ViT):
-        fc2 = [k for k in mapped if k.endswith("mlp.fc2.weight")]
-        for k in fc2:
-            if k in backbone.state_dict() and mapped[k].shape != backbone.state_dict()[k].shape:
-                raise CheckpointError(
-                    f"{raw.path}: {k} has shape {tuple(mapped[k].shape)} but the model needs "
-                    f"{tuple(backbone.state_dict()[k].shape)}. This looks like a ViTPose+ mixture-of-experts "
-                    "checkpoint: merge the experts into fc2 first (ViTPose tools/model_split.py)."
-                )
+    spec = spec_of_module(backbone)
+    if spec is not None and spec.fit_checkpoint_state is not None:
+        try:
+            mapped = spec.fit_checkpoint_state(backbone, mapped, source_grid)
+        except ValueError as err:
+            raise CheckpointError(f"{raw.path}: {err}") from err
     return load_state_strict(backbone, mapped, report)

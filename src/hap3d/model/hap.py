@@ -1,14 +1,13 @@
 """The HAP / 3DCrowdNet network: image + input 2D pose -> SMPL parameters, camera, mesh and joints.
 
 Data flow (ViT-B, 256x256 input): early ViT stage (16x16x768) + Gaussian heatmaps of the 30 input joints ->
-Pose2Feat -> late ViT stage -> 8x8 -> 1x1 lift to 2048 -> PositionNet (15 joints, 8x8x8 soft-argmax) ->
-RotationNet (root 6D, VPoser code, betas, camera) -> VPoser decode -> SMPL -> 30 regressed joints, projected
-with a fixed virtual camera (f = 5000 px, t_z = 48.83 * sigmoid(c)).
+Pose2Feat -> late ViT stage -> 8x8 -> vit_conv_layer (1x1 conv to 2048) -> PositionNet (15 joints, 8x8x8
+soft-argmax) -> RotationNet (root 6D, VPoser code, betas, camera) -> VPoser decode -> SMPL -> 30 regressed joints,
+projected with a fixed virtual camera (f = 5000 px, t_z = 48.83 * sigmoid(c)). The backbone comes from the
+registry in hap3d/model/backbones.py.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,25 +19,15 @@ from hap3d.body.rotations import rot6d_to_axis_angle
 from hap3d.body.smpl import SMPL
 from hap3d.body.vposer import VPoserDecoder
 from hap3d.config import ModelConfig
+from hap3d.model.backbones import backbone_spec
 from hap3d.model.heads import Pose2Feat, PositionNet, RotationNet, init_head_weights
-from hap3d.model.resnet import ResNet
-from hap3d.model.vit import ViT
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-@dataclass(frozen=True)
-class ModelInputs:
-    """What the network consumes; all tensors share the batch dimension."""
-
-    img: torch.Tensor  # (B, 3, H, W) RGB in [0, 1]
-    joints: torch.Tensor  # (B, 30, >=2) input 2D pose in heatmap space (64 px = crop width)
-    joints_mask: torch.Tensor  # (B, 30, 1) 1 = use this joint
-
-
 class HapModel(nn.Module):
-    """3DCrowdNet with a ViT-B (HAP) or ResNet-50 (original) backbone.
+    """3DCrowdNet on a registered backbone: ViT-B (HAP) or ResNet-50 (original).
 
     The body model (neutral SMPL and its 30-joint regressor) is held as non-persistent buffers: it comes from
     the body-model files, never from a network checkpoint.
@@ -50,30 +39,28 @@ class HapModel(nn.Module):
         self.graph_index = torch.from_numpy(joint_mapping("smpl30", "graph15")[0])
         num_graph = len(self.graph_index)
         adj = torch.from_numpy(graph_adjacency("graph15"))
-        if cfg.backbone == "vit_b":
-            self.backbone: nn.Module = ViT(
-                cfg.img_size, cfg.patch_size, cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio,
-                cfg.drop_path_rate, cfg.patch_padding, cfg.early_blocks,
-            )
-            feat_dim, late_dim = cfg.embed_dim, cfg.lift_dim
-            self.vit_conv_layer: nn.Conv2d | None = nn.Conv2d(cfg.embed_dim, cfg.lift_dim, 1)
-        else:
-            self.backbone = ResNet(cfg.resnet_depth)
-            feat_dim, late_dim = 64, self.backbone.out_channels
-            self.vit_conv_layer = None
-        self.pose2feat = Pose2Feat(feat_dim, cfg.num_input_joints)
+        spec = backbone_spec(cfg.backbone)
+        self.backbone: nn.Module = spec.build(cfg)
+        late_dim = self.backbone.late_channels
+        # The 1x1 conv between a ViT and the heads; its parameter names (vit_conv_layer.*) are fixed by the released
+        # HAP checkpoints. Under reference_compat it stays at its random init (docs/reference-differences.md).
+        self.vit_conv_layer: nn.Conv2d | None = None
+        if spec.vit_conv_layer:
+            self.vit_conv_layer = nn.Conv2d(late_dim, cfg.vit_conv_dim, 1)
+            self.vit_conv_layer.requires_grad_(bool(cfg.vit_conv_trainable))
+            late_dim = cfg.vit_conv_dim
+        self.pose2feat = Pose2Feat(self.backbone.early_channels, cfg.num_input_joints)
         self.position_net = PositionNet(late_dim, num_graph, cfg.heatmap_size // 8)
         self.rotation_net = RotationNet(adj, late_dim, cfg.gcn_hidden, cfg.gcn_res_blocks)
         self.vposer = VPoserDecoder()
         self.smpl = smpl
         for buf in self.smpl.buffers():
             buf.requires_grad_(False)
-        self.register_buffer("joint_regressor", torch.from_numpy(np.asarray(joint_regressor, np.float32)), persistent=False)
+        regressor = torch.from_numpy(np.asarray(joint_regressor, np.float32))
+        self.register_buffer("joint_regressor", regressor, persistent=False)
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.root_joint = get_joint_set("smpl30").root
-        if self.vit_conv_layer is not None and not cfg.lift_trainable:
-            self.vit_conv_layer.requires_grad_(False)
         self.init_heads()
 
     # ------------------------------------------------------------------ set-up

@@ -1,7 +1,7 @@
 """The seven L1 training terms of 3DCrowdNet, as per-element tensors, and their reductions.
 
-Targets and masks follow the per-sample data contract (spec §5.1). Image-space terms are in 64-space pixels
-scaled by 1/8 (i.e. in PositionNet grid units), camera-space terms in metres, pose in radians.
+Targets and masks are those of a training sample (docs/data.md, "The training sample"). Image-space terms are
+in 64-space pixels scaled by 1/8 (i.e. in PositionNet grid units), camera-space terms in metres, pose in radians.
 """
 
 from __future__ import annotations

@@ -1,9 +1,18 @@
-"""ResNet-50 backbone of the original 3DCrowdNet, split after the stem (torchvision parameter names)."""
+"""ResNet-50 backbone of the original 3DCrowdNet, split after the stem (torchvision parameter names).
+
+The end of the module maps ImageNet and SimpleBaseline checkpoints onto these names (registered in
+hap3d/model/backbones.py).
+"""
 
 from __future__ import annotations
 
+import re
+from typing import Any, Mapping
+
 import torch
 import torch.nn as nn
+
+from hap3d.config import ModelConfig
 
 
 class Bottleneck(nn.Module):
@@ -55,7 +64,8 @@ class ResNet(nn.Module):
                 layer.append(Bottleneck(inplanes, planes, stride=2 if (j == 0 and i > 0) else 1))
                 inplanes = planes * Bottleneck.expansion
             setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
-        self.out_channels = inplanes
+        self.early_channels = 64  # the stem's map, what Pose2Feat receives
+        self.late_channels = inplanes  # layer4's map, what the heads read
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -75,3 +85,41 @@ class ResNet(nn.Module):
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         return self.forward_late(self.forward_early(img))
+
+
+def build_resnet(cfg: ModelConfig) -> ResNet:
+    """The ResNet of ``cfg`` (``resnet_depth`` 50, 101 or 152)."""
+    return ResNet(depth=cfg.resnet_depth)
+
+
+# ------------------------------------------------------------------------------------------------- checkpoints
+
+# The backbone-only checkpoint formats (as hap3d.model.checkpoint identifies them) whose keys map onto a ResNet: an
+# ImageNet state dict (torchvision, ``fc.*`` classifier) and a SimpleBaseline 2D-pose network (``deconv_layers.*``,
+# ``final_layer.*``). Both use torchvision's names for the trunk.
+CHECKPOINT_FORMATS = ("torchvision", "simplebaseline")
+
+
+def map_checkpoint_keys(
+    fmt: str, tensors: Mapping[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors of a ``fmt`` checkpoint under this module's names; returns (mapped, ignored key -> reason)."""
+    if fmt not in CHECKPOINT_FORMATS:
+        raise ValueError(f"a {fmt} checkpoint does not hold a ResNet")
+    mapped: dict[str, torch.Tensor] = {}
+    ignored: dict[str, str] = {}
+    for key, value in tensors.items():
+        if key.startswith(("fc.", "deconv_layers.", "final_layer.")):
+            ignored[key] = "classification / 2D-pose head"
+        else:
+            mapped[key] = value
+    return mapped, ignored
+
+
+def config_from_snapshot(keys: Mapping[str, Any]) -> dict[str, Any] | None:
+    """ModelConfig values read off the keys of a 3DCrowdNet snapshot (``backbone.layer*`` keys), or None when the
+    snapshot holds no ResNet."""
+    if "backbone.layer1.0.conv1.weight" not in keys:
+        return None
+    n3 = 1 + max(int(m.group(1)) for k in keys if (m := re.match(r"backbone\.layer3\.(\d+)\.", k)))
+    return {"resnet_depth": {layers[2]: depth for depth, layers in LAYERS.items()}.get(n3, 50)}

@@ -2,16 +2,21 @@
 
 3DCrowdNet injects the input-pose heatmaps between the two stages. Parameter names follow timm / ViTPose
 (``patch_embed.proj``, ``pos_embed``, ``blocks.N.{norm1,attn.qkv,attn.proj,norm2,mlp.fc1,mlp.fc2}``) with
-ViTPose's ``last_norm`` for the final LayerNorm, so 2D-pose and HAP checkpoints map one-to-one.
+ViTPose's ``last_norm`` for the final LayerNorm, so 2D-pose and HAP checkpoints map one-to-one. The end of the
+module maps those checkpoints' keys onto these names (registered in hap3d/model/backbones.py).
 """
 
 from __future__ import annotations
 
 import math
+import re
+from typing import Any, Mapping
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from hap3d.config import ModelConfig
 
 
 class DropPath(nn.Module):
@@ -89,6 +94,7 @@ class ViT(nn.Module):
 
     def __init__(
         self,
+        *,
         img_size: int = 256,
         patch_size: int = 16,
         embed_dim: int = 768,
@@ -113,6 +119,16 @@ class ViT(nn.Module):
     @property
     def grid_size(self) -> tuple[int, int]:
         return self.patch_embed.grid_size
+
+    @property
+    def early_channels(self) -> int:
+        """Channels of :meth:`forward_early`'s map (what Pose2Feat receives)."""
+        return self.embed_dim
+
+    @property
+    def late_channels(self) -> int:
+        """Channels of :meth:`forward_late`'s map (HapModel lifts them with its ``vit_conv_layer``)."""
+        return self.embed_dim
 
     def reset_parameters(self) -> None:
         """Random init used when no checkpoint is given (truncated normal 0.02, zero bias, LN 1/0)."""
@@ -175,3 +191,84 @@ def infer_grid(num_tokens: int, aspect_hw: tuple[int, int] | None = None) -> tup
     if side * side == num_tokens:
         return side, side
     raise ValueError(f"cannot infer the patch grid of a pos_embed with {num_tokens} patch tokens; pass it explicitly")
+
+
+def build_vit(cfg: ModelConfig) -> ViT:
+    """The ViT of ``cfg`` (ViT-B/16 with the defaults)."""
+    return ViT(
+        img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim, depth=cfg.depth,
+        num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, drop_path_rate=cfg.drop_path_rate,
+        patch_padding=cfg.patch_padding, early_blocks=cfg.early_blocks,
+    )
+
+
+# ------------------------------------------------------------------------------------------------- checkpoints
+
+# The backbone-only checkpoint formats (as hap3d.model.checkpoint identifies them) whose keys map onto a ViT:
+# ViTPose / mmpose ``latest.pth`` ({'state_dict': {'backbone.*', 'keypoint_head.*'}}) and a HAP / MAE-style
+# pre-trained ViT ({'model': {...}}, with ``norm.*`` for the final LayerNorm and the pre-training decoder).
+CHECKPOINT_FORMATS = ("mmcv", "hap_pretrain")
+MMCV_SOURCE_GRID = (16, 12)  # ViTPose-B trains at 256x192: a 16x12 patch grid
+
+
+def map_checkpoint_keys(
+    fmt: str, tensors: Mapping[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors of a ``fmt`` checkpoint under this module's names; returns (mapped, ignored key -> reason)."""
+    mapped: dict[str, torch.Tensor] = {}
+    ignored: dict[str, str] = {}
+    for key, value in tensors.items():
+        if fmt == "mmcv":
+            if "mlp.experts" in key:
+                ignored[key] = "ViTPose+ MoE expert weights (not part of the single-dataset backbone)"
+            elif key.startswith("backbone."):
+                mapped[key[len("backbone.") :]] = value
+            else:
+                ignored[key] = "2D keypoint head"
+        elif fmt == "hap_pretrain":
+            if key.startswith("norm."):
+                mapped["last_norm." + key[len("norm.") :]] = value
+            elif key.startswith(("patch_embed.", "pos_embed", "blocks.", "last_norm.")):
+                mapped[key] = value
+            else:
+                ignored[key] = "pre-training decoder / token (not used by the backbone)"
+        else:
+            raise ValueError(f"a {fmt} checkpoint does not hold a ViT")
+    return mapped, ignored
+
+
+def fit_checkpoint_state(
+    model: ViT, state: dict[str, torch.Tensor], source_grid: tuple[int, int] | None = None
+) -> dict[str, torch.Tensor]:
+    """Adapt a mapped state to ``model``: the position embedding is resized bicubically from the checkpoint's patch
+    grid (``source_grid``, else ViTPose's 16x12 for 192 tokens, 16x8 for 128, or square) to the model's, keeping the
+    class slot. A ViTPose+ mixture-of-experts ``fc2`` is refused (ValueError) with what to do about it."""
+    if "pos_embed" in state:
+        pe = state["pos_embed"]
+        n = pe.shape[1] - 1
+        if n != model.grid_size[0] * model.grid_size[1] or source_grid is not None:
+            grid = source_grid or (MMCV_SOURCE_GRID if n == 192 else infer_grid(n, (2, 1) if n == 128 else None))
+            state["pos_embed"] = resize_pos_embed(pe, grid, model.grid_size)
+    own = model.state_dict()
+    for k in [k for k in state if k.endswith("mlp.fc2.weight")]:
+        if k in own and state[k].shape != own[k].shape:
+            raise ValueError(
+                f"{k} has shape {tuple(state[k].shape)} but the model needs {tuple(own[k].shape)}. This looks like a "
+                "ViTPose+ mixture-of-experts checkpoint: merge the experts into fc2 first "
+                "(ViTPose tools/model_split.py)."
+            )
+    return state
+
+
+def config_from_snapshot(keys: Mapping[str, Any]) -> dict[str, Any] | None:
+    """ModelConfig values read off the keys of a HAP 3D snapshot (``backbone.*`` ViT keys and the
+    ``vit_conv_layer``), or None when the snapshot holds no ViT."""
+    if "backbone.pos_embed" not in keys:
+        return None
+    depth = 1 + max(int(m.group(1)) for k in keys if (m := re.match(r"backbone\.blocks\.(\d+)\.", k)))
+    dim = keys["backbone.pos_embed"].shape[-1]
+    # The head count is not visible in the weights; ViTs use 64-d heads (ViT-B: 12). Override if yours differ.
+    found: dict[str, Any] = {"depth": depth, "embed_dim": dim, "num_heads": max(dim // 64, 1)}
+    if "vit_conv_layer.weight" in keys:
+        found["vit_conv_dim"] = keys["vit_conv_layer.weight"].shape[0]
+    return found

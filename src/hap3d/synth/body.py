@@ -7,17 +7,21 @@ folder), so every loader and every downstream step runs on the real code path.
 
 The body is a rough 1.7 m T-pose: vertices scattered on capsules around the 24 SMPL bones plus spheres at the
 hands, feet and head, two-joint linear skinning weights, a random linear shape space, sparse pose correctives and
-joint regressors that average the 32 vertices nearest each joint. The generation rule is the one of the golden
-parity fixtures (their README §2.2-§2.4), so the arrays equal the fixtures' synthetic body model. The faces are a
-placeholder triangle strip over the vertex order, not a closed surface. It is **not** SMPL.
+joint regressors that average the 32 vertices nearest each joint. The rule is fixed down to the order of the
+random draws, because the golden parity fixtures (``tests/test_parity_golden.py``) were computed with this very
+body; ``tests/test_body_synth.py`` checks the arrays against theirs. The fixtures' faces are a placeholder triangle
+strip over the vertex order; :func:`write_body_model_dir` writes a coarse closed surface instead unless asked for
+the fixtures' files. It is **not** SMPL.
 """
 
 from __future__ import annotations
 
 import configparser
+import io
 import pickle
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -32,8 +36,8 @@ NUM_JOINTS = 24
 NUM_BETAS = 10
 ROOT_PARENT = 4294967295  # the official files store the root's parent as uint32 -1
 
-# The body-model table of the golden fixtures' rules.json (`body`). Joint positions are the neutral T-pose in
-# metres: y up, x towards the body's left, z forward.
+# The body's construction table (the same numbers as the golden parity fixtures' body model, so they must not be
+# tuned). Joint positions are the neutral T-pose in metres: y up, x towards the body's left, z forward.
 BODY_RULES: dict[str, Any] = {
     "num_vertices": 6890,
     "parents": [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21],
@@ -65,8 +69,7 @@ BODY_RULES: dict[str, Any] = {
     "posedirs_scale": 0.01,
 }
 
-# Target points (neutral T-pose) of the auxiliary regressors, rows in their official orders
-# (rules.json `regressor_targets_neutral`).
+# Target points (neutral T-pose) of the auxiliary regressors, rows in the joint orders of the official files.
 REGRESSOR_TARGETS: dict[str, list[list[float]]] = {
     # SPIN order: R hip, L hip, neck, head top, pelvis, thorax, spine, jaw, head
     "J_regressor_extra": [
@@ -117,7 +120,7 @@ VPOSER_SHAPES: dict[str, tuple[int, ...]] = {
     "bodyprior_dec_out.bias": (126,),
 }
 
-# The VPoser entries of rules.json `weights`: the decoder output layer is biased towards the identity rotation
+# How the stand-in VPoser weights are drawn: the decoder output layer is biased towards the identity rotation
 # (6D layout: the first two columns of the 3x3 matrix, row-major 3x2), so decoded poses are small rotations.
 VPOSER_RULES: dict[str, Any] = {
     "vposer_salt_suffix": "vposer/",
@@ -202,9 +205,9 @@ def hull_faces(vertices: np.ndarray, num_groups: int, face_vertex_ids: Sequence[
 def synth_smpl_arrays(
     gender: str = "neutral", seed: int | None = None, body_rules: Mapping[str, Any] | None = None
 ) -> dict[str, np.ndarray]:
-    """The procedural model of one gender as npz-style SMPL arrays (golden README §2.3).
+    """The procedural model of one gender as npz-style SMPL arrays.
 
-    Arithmetic is float64 in the documented order, cast at the end. Returns ``v_template`` (V,3),
+    Arithmetic is float64 in a fixed order, cast at the end, so the arrays are bit-identical on every machine. Returns ``v_template`` (V,3),
     ``shapedirs`` (V,3,10), ``posedirs`` (V,3,207), dense ``J_regressor`` (24,V), ``weights`` (V,24) as float32,
     ``kintree_table`` (2,24) uint32 and ``f`` (13776,3) int32.
     """
@@ -288,7 +291,7 @@ def synth_smpl_arrays(
 def synth_regressors(
     v_template_neutral: np.ndarray, targets: Mapping[str, Sequence[Sequence[float]]] | None = None, k: int = 32
 ) -> dict[str, np.ndarray]:
-    """The auxiliary joint regressors (golden README §2.4), float64 like the official ``.npy`` files.
+    """The auxiliary joint regressors (extra, H36M, COCO), float64 like the official ``.npy`` files.
 
     Each row averages the ``k`` vertices of the neutral template nearest its target point.
     """
@@ -301,10 +304,10 @@ def synth_vposer_state_dict(
     shapes: Mapping[str, Sequence[int]] | None = None,
     weight_rules: Mapping[str, Any] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """A full VPoser v1 state dict (golden README §2.2): the generic weight rule with salt ``salt + 'vposer/'``,
-    and a decoder output layer biased towards identity rotations.
+    """A full VPoser v1 state dict: every tensor from :func:`hap3d.utils.rule_state_dict` with salt
+    ``salt + 'vposer/'``, then a decoder output layer biased towards identity rotations.
 
-    ``weight_rules`` is a rules.json ``weights`` table (defaults: :data:`VPOSER_RULES`, no gains).
+    ``weight_rules`` overrides :data:`VPOSER_RULES` (same keys, plus optional per-key ``weight_gain``).
     """
     shapes = VPOSER_SHAPES if shapes is None else shapes
     w = VPOSER_RULES if weight_rules is None else weight_rules
@@ -345,17 +348,8 @@ def write_smpl_pickle(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Pat
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(payload))
 
 
-def write_smpl_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
-    """Write npz-style arrays as a compressed ``.npz`` with the SMPL key names (as the golden fixtures store them)."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **dict(arrays))
-
-    return atomic_write(path, write)
-
-
 def _write_npy(path: Path, array: np.ndarray) -> Path:
+    """``np.save`` written atomically (no half-written regressor after an interrupted run)."""
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             np.save(f, array)
@@ -363,7 +357,21 @@ def _write_npy(path: Path, array: np.ndarray) -> Path:
     return atomic_write(path, write)
 
 
+def _write_torch(path: Path, obj: Any) -> Path:
+    """``torch.save`` made byte-deterministic, written atomically.
+
+    ``torch.save`` to a path names the zip archive's inner folder after the file, which under
+    :func:`~hap3d.utils.atomic_write` is a random temporary name. Serialised to memory, the folder is always
+    ``archive``, so equal contents give equal bytes; the bytes are then written and renamed into place.
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    payload = buffer.getvalue()
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(payload))
+
+
 def _write_vposer_ini(path: Path) -> Path:
+    """The VPoser v1 snapshot's ini file, which the loader reads the network's sizes from."""
     ini = configparser.ConfigParser()
     ini.optionxform = str  # keep 'latentD' as written in the official file
     ini["All"] = {"num_neurons": "512", "latentD": "32", "data_shape": "[1, 21, 3]"}
@@ -391,10 +399,11 @@ def write_body_model_dir(
 
     Layout: ``smpl/basicModel_{neutral,m,f}_lbs_10_207_0_v1.0.0.pkl``, ``J_regressor_extra.npy``,
     ``J_regressor_h36m_correct.npy``, ``J_regressor_coco_hip_smpl.npy``, ``vposer/snapshots/TR00_E096.pt``,
-    ``vposer/TR00_004_00_WO_accad.ini`` and ``README.txt``. Every file is written atomically. An existing
+    ``vposer/TR00_004_00_WO_accad.ini`` and ``README.txt``. Every file is written atomically, and the same arguments
+always give the same bytes. An existing
     non-empty ``out`` is refused unless ``overwrite`` is true (then the files above are replaced).
-    ``surface`` replaces the fixtures' placeholder strip faces by :func:`hull_faces`, so renders show a body;
-    ``surface=False`` writes files identical to the golden fixtures.
+    ``surface`` replaces the placeholder strip faces by :func:`hull_faces`, so renders show a body;
+    ``surface=False`` keeps the strip, which is what the golden parity fixtures were made with.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -415,7 +424,7 @@ def write_body_model_dir(
     for name, reg in regressors.items():
         _write_npy(out / f"{name}.npy", reg)
     state = synth_vposer_state_dict(salt, weight_rules=weight_rules)
-    atomic_write(out / VPOSER_SNAPSHOT, lambda tmp: torch.save(state, tmp))
+    _write_torch(out / VPOSER_SNAPSHOT, state)
     _write_vposer_ini(out / VPOSER_INI)
     readme = _README.format(salt=salt, **seeds)
     atomic_write(out / "README.txt", lambda tmp: Path(tmp).write_text(readme, encoding="utf-8"))

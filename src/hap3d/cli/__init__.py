@@ -1,4 +1,8 @@
-"""Command-line interface: ``hap3d <command>``. Each command is a thin layer over the Python API."""
+"""Command-line interface: ``hap3d <command>``. Each command is a thin layer over the Python API.
+
+The commands that write or check data (``hap3d body ...``, ``hap3d data ...``) live in :mod:`hap3d.cli.data`;
+``python -m hap3d.cli`` (and ``torchrun -m hap3d.cli``) runs :func:`main` through ``__main__.py``.
+"""
 
 from __future__ import annotations
 
@@ -12,32 +16,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hap3d.cli.data import add_parsers as add_data_parsers
+from hap3d.cli.data import cmd_data_check, cmd_data_synth, format_data_report
 from hap3d.config import shipped_configs
 from hap3d.utils import Hap3dError
 
 if TYPE_CHECKING:
     from hap3d.infer.detect import Detections
-
-
-def _cmd_body_synth(args: argparse.Namespace) -> int:
-    from hap3d.body.synth import write_body_model_dir
-
-    out = write_body_model_dir(Path(args.out), overwrite=args.overwrite)
-    print(f"wrote a procedural SMPL-format body model (NOT the licensed SMPL model) to {out}")
-    return 0
-
-
-def _cmd_data_synth(args: argparse.Namespace) -> int:
-    from hap3d.data.synth import cmd_data_synth
-
-    return cmd_data_synth(args.out, args.body_model_dir, args.size, args.seed)
-
-
-def _cmd_data_check(args: argparse.Namespace) -> int:
-    from hap3d.data.check import cmd_data_check
-
-    return cmd_data_check(args.root, args.body_model_dir, args.datasets, args.reference_compat, cfg=args.cfg,
-                          allow_missing_images=args.allow_missing_images)
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -170,7 +155,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         keypoint_errors = keypoints.errors
     body = args.body_model_dir
     if body is None:
-        from hap3d.body.synth import write_body_model_dir
+        from hap3d.synth import write_body_model_dir
 
         body = Path(args.out) / "procedural_body_model"
         if not (body / "smpl").is_dir():
@@ -276,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train (single process, or under torchrun for DDP)",
                        description="Train. KEY=VALUE config overrides may come anywhere on the command line.")
     t.add_argument("--cfg", help="YAML config, ours or the reference's, or the name of a shipped one ("
-                   f"{', '.join(shipped_configs())}; default: the built-in defaults)")
+                   f"{', '.join(shipped_configs())}) (default: the built-in defaults)")
     t.add_argument("--out", help="run directory (default: the config's output_dir)")
     t.add_argument("--resume", action="store_true", help="continue from <run>/checkpoints/last.pt")
     t.add_argument("--data-root", help="data root: Human36M/, MuCo/, MSCOCO/ or coco/, MPII/data/ or mpii/data/, "
@@ -288,17 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="config overrides, e.g. train.lr=1e-4 train.end_epoch=1 (default: none)")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("eval", help="evaluate a checkpoint on 3DPW (MPJPE, PA-MPJPE, MPVPE)",
+    e = sub.add_parser("eval", help="evaluate a checkpoint on the test set, 3DPW by default (MPJPE, PA-MPJPE, MPVPE)",
                        description="Evaluate a checkpoint. KEY=VALUE config overrides may come anywhere on the "
                                    "command line.")
     e.add_argument("--ckpt", required=True,
                    help="hap3d .safetensors, a training state (<run>/checkpoints/last.pt) or a reference snapshot_N.pth.tar")
     e.add_argument("--cfg", help="YAML config for data paths and batch size (default: <run>/config.yaml when --ckpt "
                                  "lies in <run>/checkpoints/, else the built-in defaults)")
-    e.add_argument("--testset", choices=["PW3D"], help="test set (default: the config's data.testset)")
+    e.add_argument("--testset", help="test set: a registered dataset with an evaluation, PW3D (3DPW) the one so far "
+                                     "(default: the config's data.testset)")
     e.add_argument("--crowd", action="store_true", help="3DPW-Crowd (validation split, HigherHRNet input)")
     e.add_argument("--out", help="output folder (default: <ckpt folder>/eval_<ckpt name>, with _crowd for 3DPW-Crowd)")
-    e.add_argument("--data-root", help="data root holding PW3D/data/ (default: the config's data.root)")
+    e.add_argument("--data-root", help="data root holding the test set, e.g. PW3D/data/ (default: the config's "
+                                       "data.root)")
     e.add_argument("--body-model-dir", help="folder with smpl/ (neutral, male, female) and "
                                             "J_regressor_h36m_correct.npy (default: the config's data.body_model_dir)")
     e.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the config's eval.device, itself auto)")
@@ -348,37 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--min-confidence", type=float, default=0.5, help="MediaPipe's person detection threshold")
     x.set_defaults(func=_cmd_detect)
 
-    body = sub.add_parser("body", help="body-model utilities")
-    bsub = body.add_subparsers(dest="body_command", required=True)
-    s = bsub.add_parser("synth", help="write a procedural body model in the SMPL file layout")
-    s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--overwrite", action="store_true", help="replace an existing folder's files")
-    s.set_defaults(func=_cmd_body_synth)
-
-    data = sub.add_parser("data", help="dataset utilities")
-    dsub = data.add_subparsers(dest="data_command", required=True)
-    ds = dsub.add_parser("synth", help="write small synthetic datasets in the real on-disk formats")
-    ds.add_argument("--out", required=True, help="data root to write (Human36M/, MuCo/, MSCOCO/, MPII/, PW3D/)")
-    ds.add_argument("--size", default="tiny", choices=["tiny", "small", "medium", "large"],
-                    help="tiny: tests; small, medium: the quickstart budgets; large: a few thousand samples "
-                         "(default: %(default)s)")
-    ds.add_argument("--seed", type=int, default=0,
-                    help="seed of the generated people, poses and images (default: %(default)s)")
-    ds.add_argument("--body-model-dir", help="body model to pose (default: a procedural one in <out>/body_model)")
-    ds.set_defaults(func=_cmd_data_synth)
-    dc = dsub.add_parser("check", help="report which dataset files are present, missing or malformed")
-    dc.add_argument("--root", help="data root: the reference's data/ (MSCOCO/, MPII/data/, ...) or the seed README's "
-                                   "tree (coco/, mpii/data/, ...) with Human36M/, MuCo/, PW3D/data/ (default: from --cfg)")
-    dc.add_argument("--cfg", help="training config: check the datasets it uses (trainset_3d, trainset_2d, testset) "
-                                  "under its data.root, with its body model and reference_compat")
-    dc.add_argument("--body-model-dir", help="to spot-check training samples with their SMPL-fit targets "
-                                             "(default: the --cfg's, else <root>/body_model when there)")
-    dc.add_argument("--datasets", nargs="*", help="only these (default: those of --cfg, else HAP's and any other found)")
-    dc.add_argument("--reference-compat", action=argparse.BooleanOptionalAction, default=None,
-                    help="read the data with the reference's quirks (default: the --cfg's model.reference_compat, else on)")
-    dc.add_argument("--allow-missing-images", action="store_true",
-                    help="report missing images as a warning, not a failure (training replaces their samples)")
-    dc.set_defaults(func=_cmd_data_check)
+    add_data_parsers(sub)
 
     c = sub.add_parser("convert", help="convert a reference snapshot / demo checkpoint to the hap3d format")
     c.add_argument("input", help="snapshot_N.pth.tar, demo_checkpoint.pth.tar or a hap3d .safetensors")
@@ -465,5 +422,4 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["build_parser", "cmd_data_check", "cmd_data_synth", "eval_out_dir", "format_data_report", "main", "parse_args"]
