@@ -26,9 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "synth": {"files", "body", "config", "data", "render", "utils"},
     "engine": {"files", "body", "config", "data", "model", "precision", "utils"},
     "infer": {"files", "body", "config", "data", "model", "precision", "render", "utils"},
-    "quickstart": {"files", "body", "config", "data", "engine", "infer", "model", "precision", "render", "synth", "utils"},
-    "cli": {"files", "body", "config", "data", "engine", "infer", "model", "precision", "quickstart", "render", "synth", "utils"},
 }
+ALLOWED["quickstart"] = set(ALLOWED) - {"cli", "quickstart"}  # everything below the command line
+ALLOWED["cli"] = set(ALLOWED) - {"cli"}
 MAX_MODULE_LINES = 550  # "no module much over 500 lines": split a module before it grows past this
 
 
@@ -68,7 +68,8 @@ def test_imports_point_down(path):
     if part == "__init__":
         return
     upward = _imported_parts(path) - ALLOWED[part] - {part}
-    assert not upward, f"{path.relative_to(SRC)} ({part}) imports {sorted(upward)}: not below it in docs/architecture.md"
+    where = path.relative_to(SRC)
+    assert not upward, f"{where} ({part}) imports {sorted(upward)}: not below it in docs/architecture.md"
 
 
 def test_modules_stay_small():

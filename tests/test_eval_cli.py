@@ -7,12 +7,12 @@ import json
 import re
 import shutil
 
-import yaml
-
 import numpy as np
 import pytest
+import yaml
 
-from hap3d.cli import eval_out_dir, main as cli_main
+from hap3d.cli import eval_out_dir
+from hap3d.cli import main as cli_main
 from hap3d.config import Config, DataConfig, TrainConfig, to_dict, with_absolute_paths
 from hap3d.engine.distributed import DistInfo
 from hap3d.engine.train import Trainer

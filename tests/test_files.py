@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hap3d.files import FileProblem, MAX_NAME_BYTES, c_path, read_bytes, read_image_bgr, safe_name
+from hap3d.files import MAX_NAME_BYTES, FileProblem, c_path, read_bytes, read_image_bgr, safe_name
 
 BAD = os.fsdecode(b"bad\xff.png")  # a file name that is not UTF-8: its str holds a lone surrogate
 

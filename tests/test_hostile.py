@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 from skimage import data as skimage_data
 

@@ -30,7 +30,8 @@ def test_quickstart_tiny_budget_learns(tiny_run):
     run = tiny_run / "run"
     summary = json.loads((run / "quickstart.json").read_text())
     assert summary["trained_mm"]["mpjpe"] < 0.7 * summary["untrained_mm"]["mpjpe"]
-    for name in ("history.json", "loss_terms.png", "metrics.png", "train.log", "eval_final.json", "eval_final_per_sample.csv",
+    for name in ("history.json", "loss_terms.png", "metrics.png", "train.log", "eval_final.json",
+                 "eval_final_per_sample.csv",
                  "checkpoints/last.pt", "checkpoints/epoch_0.safetensors"):
         assert (run / name).is_file(), name
     assert summary["overlays"] and all(Path(p).is_file() for p in summary["overlays"])

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
+from hap3d import precision
 from hap3d.config import ConfigError, ModelConfig, load_config
 from hap3d.engine.distributed import DistInfo
 from hap3d.engine.evaluate import EvalResult
 from hap3d.engine.logging import RunLogger, attach_file_handler
-from hap3d import precision
 from hap3d.engine.train import (
     LossScaler,
     ResumableSampler,
@@ -56,7 +56,8 @@ def _state(run: Path) -> dict:
 def test_two_process_ddp_matches_single_process(tmp_path, body_dir):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     common = ["--body", str(body_dir), "--eval", "train.end_epoch=2", "train.eval_every_epoch=true"]
-    subprocess.run([sys.executable, SCRIPT, "--out", str(single), *common, "train.train_batch_size=4"], check=True, env=_env(), timeout=300)
+    subprocess.run([sys.executable, SCRIPT, "--out", str(single), *common, "train.train_batch_size=4"], check=True,
+                   env=_env(), timeout=300)
     subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", SCRIPT, "--out", str(ddp),
          *common, "train.train_batch_size=2"],
@@ -340,11 +341,13 @@ def test_skipped_image_warning_reaches_train_log(tmp_path, body_dir):
     victim = muco.records[0].img_path
     victim.unlink()
     # one loader worker: its warning must reach the log too
-    trainer = _tiny_trainer(tmp_path, body_dir, muco, "train.train_batch_size=1", "data.num_workers=1", "train.end_epoch=1")
+    trainer = _tiny_trainer(tmp_path, body_dir, muco, "train.train_batch_size=1", "data.num_workers=1",
+                            "train.end_epoch=1")
     trainer.run()
     log = (trainer.run_dir / "train.log").read_text()
     assert re.search(rf"WARNING MuCo sample \d+ skipped \(.*{re.escape(str(victim))}", log), log
-    assert f"1 unreadable samples replaced (each named in a 'skipped' warning in {trainer.run_dir / 'train.log'})" in log
+    where = trainer.run_dir / "train.log"
+    assert f"1 unreadable samples replaced (each named in a 'skipped' warning in {where})" in log
     assert re.search(r"epoch 1/1 step 3/3 \(global 3\): loss ", log), "periodic step lines in the text log"
     assert _state(trainer.run_dir)["history"]["epochs"][0]["replaced_samples"] == 1
 
@@ -375,13 +378,15 @@ def test_sampler_order_is_shared_across_world_sizes_and_resumable():
         s.set_epoch(1)
     o = one.order()
     for k in range(5):
-        assert sorted(o[4 * k : 4 * k + 4]) == sorted(two[0].order()[2 * k : 2 * k + 2] + two[1].order()[2 * k : 2 * k + 2])
+        both = two[0].order()[2 * k : 2 * k + 2] + two[1].order()[2 * k : 2 * k + 2]
+        assert sorted(o[4 * k : 4 * k + 4]) == sorted(both)
     one.set_epoch(1, skip_batches=2)
     assert list(one) == o[8:]
 
 
 def test_reference_compat_freezes_lift_and_vposer(tmp_path, body_dir):
-    cfg = load_config(None, [f"data.body_model_dir={body_dir}", "model.depth=2", "model.embed_dim=64", "model.num_heads=2"])
+    cfg = load_config(None, [f"data.body_model_dir={body_dir}", "model.depth=2", "model.embed_dim=64",
+                             "model.num_heads=2"])
     from hap3d.engine.train import param_groups
 
     model = build_model(cfg.model, body_dir)
@@ -395,7 +400,8 @@ def test_reference_yaml_keys_and_unknown_keys(tmp_path):
     ref.write_text("trainset_3d: ['Human36M', 'MuCo']\ntrainset_2d: ['MSCOCO', 'MPII']\ntestset: 'PW3D'\n"
                    "lr_dec_epoch: [10]\nend_epoch: 11\nlr: 0.001\nlr_backbone: 0.0001\ntrain_batch_size: 192\n")
     cfg = load_config(ref)
-    assert cfg.data.trainset_3d == ["Human36M", "MuCo"] and cfg.train.train_batch_size == 192 and cfg.train.lr_backbone == 1e-4
+    assert cfg.data.trainset_3d == ["Human36M", "MuCo"]
+    assert cfg.train.train_batch_size == 192 and cfg.train.lr_backbone == 1e-4
     bad = tmp_path / "bad.yml"
     bad.write_text("train:\n  learning_rate: 0.1\n")
     with pytest.raises(ConfigError, match=r"bad.yml: unknown config key 'train.learning_rate'"):
@@ -484,8 +490,8 @@ def test_worker_log_handler_is_the_run_loggers_for_a_run_dir_with_dotdot(tmp_pat
 
 
 def test_readers_load_time_tallies_and_warnings_reach_train_log(tmp_path, body_dir):
-    from hap3d.synth import write_synthetic_datasets
     from hap3d.engine.run import train
+    from hap3d.synth import write_synthetic_datasets
 
     root = Path(write_synthetic_datasets(tmp_path / "data", body_dir, size="tiny", datasets=["MuCo"]))
     fits = root / "MuCo" / "data" / "smpl_param.json"
@@ -499,7 +505,8 @@ def test_readers_load_time_tallies_and_warnings_reach_train_log(tmp_path, body_d
     train(cfg, tmp_path / "run", progress=False)
     log = (tmp_path / "run" / "train.log").read_text()
     assert f"WARNING {fits}: entry {aid}.pose has a null, NaN or infinite value" in log
-    assert re.search(r"INFO MuCo: \d+ samples from \d+ images \(\d+ without SMPL fit, 1 of them for a non-finite fit\)", log)
+    tally = r"INFO MuCo: \d+ samples from \d+ images \(\d+ without SMPL fit, 1 of them for a non-finite fit\)"
+    assert re.search(tally, log)
     handlers = [getattr(h, "baseFilename", None) for h in logging.getLogger("hap3d").handlers]
     assert str(tmp_path / "run" / "train.log") not in handlers, "the run's log handler is removed at the end"
 

@@ -17,7 +17,6 @@ import re
 import tempfile
 import unicodedata
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
@@ -90,7 +89,7 @@ def image_size(data: bytes, name: str = "image") -> tuple[int, int]:
         found = re.search(r"\((\d+) pixels\)", str(err))
         side = int(found.group(1)) if found else 2**31 - 1
         return side, 1
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise FileProblem(f"image cannot be decoded (corrupt or unsupported format: no known image header): {name}"
                           ) from None
 

@@ -32,7 +32,8 @@ def _cpu_flags() -> frozenset[str]:
 
 
 def native_bf16(device_type: str = "cpu") -> bool:
-    """Whether bf16 matmuls run natively (AVX512-BF16/AMX on CPU, Ampere+ on CUDA); emulated bf16 is slower than fp32."""
+    """Whether bf16 matmuls run natively (AVX512-BF16/AMX on CPU, Ampere+ on CUDA): emulated bf16 is slower than
+    fp32."""
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())

@@ -14,6 +14,7 @@ import numpy as np
 
 from hap3d.body.joints import H36M_EVAL14
 
+
 def is_degenerate(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether no similarity alignment of ``a`` onto ``b`` is defined: non-finite points, or points of ``a`` that
     coincide (zero spread: the reference divides 0 by 0 there and its PA metrics become NaN)."""

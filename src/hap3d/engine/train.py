@@ -53,7 +53,8 @@ class TrainingDiverged(Hap3dError):
 
 def param_groups(model: HapModel, cfg: Config) -> list[dict[str, Any]]:
     """The reference's four groups (backbone, pose2feat, position_net, rotation_net) plus vit_conv_layer if trained."""
-    lr_backbone = cfg.train.lr if (cfg.train.lr_backbone is None or cfg.model.reference_compat) else cfg.train.lr_backbone
+    own_lr = cfg.train.lr_backbone is not None and not cfg.model.reference_compat
+    lr_backbone = cfg.train.lr_backbone if own_lr else cfg.train.lr
     groups = [
         ("backbone", model.backbone, lr_backbone),
         ("pose2feat", model.pose2feat, cfg.train.lr),
