@@ -13,7 +13,10 @@ step() { echo "[wheel-check] $*"; }
 step "building the wheel"
 "$py" -m build --wheel --outdir "$work/dist" "$root" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 wheel=$(ls "$work"/dist/hap3d-*.whl)
-unzip -l "$wheel" | grep -q "hap3d/configs/hap_vit_b_3dpw.yaml" || { echo "the wheel has no shipped configs"; exit 1; }
+"$py" -c 'import sys, zipfile; names = zipfile.ZipFile(sys.argv[1]).namelist()
+missing = [n for n in ("hap3d/configs/hap_vit_b_3dpw.yaml", "hap3d/infer/mediapipe_worker.py", "hap3d/py.typed")
+           if n not in names]
+sys.exit(f"the wheel lacks {missing}" if missing else 0)' "$wheel"
 
 step "installing $(basename "$wheel") into a fresh venv"
 "${HAP3D_PYTHON:-python3}" -m venv "$work/venv"
