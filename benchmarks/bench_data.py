@@ -38,7 +38,8 @@ import reference_style  # noqa: E402
 class StageTimer:
     """Within ``with``, wraps functions that ``hap3d.data.base`` calls to accumulate their wall time per stage."""
 
-    STAGES = {"read_image_bgr": "decode", "crop_image": "crop+augment", "compute_fit_targets": "smpl fit", "synthesize_pose": "posefix"}
+    STAGES = {"read_image_bgr": "decode", "crop_image": "crop+augment", "compute_fit_targets": "smpl fit",
+              "synthesize_pose": "posefix"}
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)

@@ -32,7 +32,8 @@ def measure(cfg, train_set, steps: int, amp: str) -> tuple[float, dict[str, floa
     opt = build_optimizer(model, cfg)
     b = cfg.train.train_batch_size
     sampler = ResumableSampler(len(train_set), 0, 1, 0, b)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=b, sampler=sampler, num_workers=cfg.data.num_workers, drop_last=True)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=b, sampler=sampler, num_workers=cfg.data.num_workers,
+                                         drop_last=True)
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp == "bf16" else torch.enable_grad
     times: dict[str, float] = defaultdict(float)
     it = iter(loader)

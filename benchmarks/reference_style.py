@@ -1,4 +1,4 @@
-"""The reference's per-sample data work, transcribed plainly from the spec, as a same-machine baseline.
+"""The reference's per-sample data work, transcribed plainly from its code, as a same-machine baseline.
 
 The reference cannot be installed here (chumpy, torchgeometry, CUDA), so its data pipeline is measured through a
 transcription of what it does per sample, in the same process as ours:
@@ -6,7 +6,8 @@ transcription of what it does per sample, in the same process as ours:
 * decode: the whole frame converted to float32 RGB;
 * crop: the whole float frame flipped (when the augmentation flips) and warped;
 * SMPL fit: a full 6890-vertex SMPL forward (``bench_data.FullMeshFitModel``);
-* PoseFix: spec §5.3 step by step, one joint after the other, every point of every ring simulated.
+* PoseFix: the reference's ``replace_joint_img`` (common/utils/posefix.py) step by step, one joint after the other,
+  every point of every ring simulated.
 
 The PoseFix transcription doubles as the test oracle of ``hap3d.data.posefix`` (tests/test_posefix.py compares
 the two outcome distributions), so this baseline is the same computation as ours, only organised like the
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 
 from hap3d.data.posefix import PARTNER, crop_box_area, oks_radius, type_probabilities
-from hap3d.data.transforms import NO_AUGMENTATION, INPUT_SIZE, Augmentation, Crop, crop_affine
+from hap3d.data.transforms import INPUT_SIZE, NO_AUGMENTATION, Augmentation, Crop, crop_affine
 
 
 def decode(path) -> np.ndarray:
@@ -42,7 +43,8 @@ def crop(img: np.ndarray, bbox: np.ndarray, aug: Augmentation = NO_AUGMENTATION,
     size = (float(bbox[2]), float(bbox[3]))
     fwd = crop_affine((cx, cy), size, aug.scale, aug.rot, out_size)
     inv = crop_affine((cx, cy), size, aug.scale, aug.rot, out_size, inverse=True)
-    patch = cv2.warpAffine(np.ascontiguousarray(frame, dtype=np.float32), fwd, (out_size, out_size), flags=cv2.INTER_LINEAR)
+    patch = cv2.warpAffine(np.ascontiguousarray(frame, dtype=np.float32), fwd, (out_size, out_size),
+                           flags=cv2.INTER_LINEAR)
     if aug.color != (1.0, 1.0, 1.0):
         patch = np.clip(patch * np.asarray(aug.color, dtype=np.float64)[None, None], 0, 255).astype(np.float32)
     return Crop(patch, fwd, inv)
@@ -50,9 +52,12 @@ def crop(img: np.ndarray, bbox: np.ndarray, aug: Augmentation = NO_AUGMENTATION,
 
 def posefix_joint(j: int, joints: np.ndarray, near: np.ndarray, area: float, num_overlap: int,
                   rng: np.random.Generator, quirks: bool, partner_xy: np.ndarray | None = None) -> np.ndarray:
-    """Spec §5.3 for one joint, every ring point simulated; returns (x, y, valid).
+    """The reference's PoseFix for one joint, every ring point simulated; returns (x, y, valid).
 
-    ``partner_xy`` is the inv candidate (default: the partner's ground truth)."""
+    Candidates in the reference's order [gt, swap..., inv?, swap-inv...]; per error type, points drawn on a ring
+    around its source candidate(s) and kept when clear of the other candidates (hap3d.data.posefix's docstring
+    gives the radii and tests); the types with survivors keep their table probability, renormalised; one type is
+    drawn, then one of its survivors. ``partner_xy`` is the inv candidate (default: the partner's ground truth)."""
     d85, d50, d10 = (oks_radius(ks, area)[j] for ks in (0.85, 0.5, 0.1))
     prior = type_probabilities(int((joints[:, 2] > 0).sum()), num_overlap)[j]
     p = PARTNER[j]
@@ -75,7 +80,7 @@ def posefix_joint(j: int, joints: np.ndarray, near: np.ndarray, area: float, num
 
     miss = [ring(m, 2000, d50, d10, others(m), clearance=d50) for m in range(len(cands))]
     miss = [miss[0]] + [pts[rng.integers(0, len(pts), len(pts) // 4)] for pts in miss[1:] if len(pts)]
-    skip = inv_idx if (has_inv or quirks) and inv_idx < len(cands) else None  # quirk #22
+    skip = inv_idx if (has_inv or quirks) and inv_idx < len(cands) else None  # docs/reference-differences.md R28
     refs = [0] + ([skip] if skip is not None else [])
     pools = [
         ring(0, 500, d85, d50, others(0)),
@@ -99,7 +104,7 @@ def posefix(coco_joints: np.ndarray, tight_bbox_xywh: Sequence[float], near_join
     area = crop_box_area(tight_bbox_xywh, img2bb_trans)
     out = joints.copy()
     for j in range(17):
-        source = out if reference_quirks else joints  # quirk #21: inv follows the already-corrupted partner
+        source = out if reference_quirks else joints  # docs/reference-differences.md R27: corrupted partner
         partner = source[PARTNER[j], :2] if PARTNER[j] >= 0 else None
         out[j] = posefix_joint(j, joints, near, area, num_overlap, rng, reference_quirks, partner)
     return out.astype(np.float32)

@@ -85,7 +85,8 @@ def params() -> dict:
 
 
 def rule_weights() -> dict[str, np.ndarray]:
-    """The reference model's weights per README §2.1 (rule keys only)."""
+    """The reference model's weights by the fixtures' weight rule (hap3d.utils.rule_state_dict; the keys whose
+    source is "rule", i.e. all but the body-model and VPoser tensors)."""
     entries = [e for e in keys()["model_state_dict"] if e["source"] == "rule"]
     gains = rules()["weights"].get("weight_gain", {})
     return rule_state_dict({e["key"]: e["shape"] for e in entries}, params()["weight_salt"], gains)

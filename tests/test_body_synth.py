@@ -127,7 +127,8 @@ def test_model_invariants(generated):
 
 def test_regressors_equal_golden(generated, golden, rules):
     ref = _load_npz(golden / "body" / "regressors.npz")
-    ours = synth_regressors(generated["neutral"]["v_template"], rules["regressor_targets_neutral"], rules["body"]["k_nearest"])
+    ours = synth_regressors(generated["neutral"]["v_template"], rules["regressor_targets_neutral"],
+                            rules["body"]["k_nearest"])
     assert set(ours) == set(ref) == set(REGRESSORS)
     for key, value in ref.items():
         assert ours[key].dtype == np.float64 == value.dtype, key

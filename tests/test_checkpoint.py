@@ -47,7 +47,8 @@ def reference_snapshot(model, epoch: int = 7) -> dict:
         if name.startswith("th_"):
             net["module.human_model_layer." + name] = buf.clone()
     net["module.vposer.vposer.bodyprior_enc_fc1.weight"] = torch.zeros(512, 63)
-    return {"epoch": epoch, "network": net, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-3, "params": [0, 1]}]}}
+    optimizer = {"state": {}, "param_groups": [{"lr": 1e-3, "params": [0, 1]}]}
+    return {"epoch": epoch, "network": net, "optimizer": optimizer}
 
 
 def _inputs(b: int = 2):
@@ -255,8 +256,10 @@ def test_mmcv_meta_with_numpy_scalars_loads(tmp_path):
     vit = ViT(depth=2, embed_dim=64, num_heads=2)
     sd = {"backbone." + k: v for k, v in _vit_state(vit).items()}
     sd["backbone.pos_embed"] = torch.randn(1, 193, 64)
-    meta = {"epoch": 210, "config": "model = dict(...)", "hook_msgs": {"best_score": np.float64(0.75)}, "seed": np.int64(0)}
-    torch.save({"meta": meta, "state_dict": sd, "optimizer": {"state": {}, "param_groups": []}}, tmp_path / "latest.pth")
+    meta = {"epoch": 210, "config": "model = dict(...)", "hook_msgs": {"best_score": np.float64(0.75)},
+            "seed": np.int64(0)}
+    optimizer = {"state": {}, "param_groups": []}
+    torch.save({"meta": meta, "state_dict": sd, "optimizer": optimizer}, tmp_path / "latest.pth")
     raw = read_checkpoint(tmp_path / "latest.pth")
     assert raw.format == "mmcv" and raw.meta["epoch"] == 210 and raw.meta["seed"] == 0
     report = load_backbone_checkpoint(vit, tmp_path / "latest.pth")
@@ -280,7 +283,8 @@ def test_training_state_loads_as_a_full_model(tmp_path, body_dir, capsys):
     trainer.logger.close()
     raw = read_checkpoint(trainer.state_path)
     assert raw.format == "hap3d-train-state" and infer_model_config(raw) == cfg.model
-    loaded = load_for_eval(trainer.state_path, load_config(None, [f"data.body_model_dir={body_dir}"]), torch.device("cpu"))
+    eval_cfg = load_config(None, [f"data.body_model_dir={body_dir}"])
+    loaded = load_for_eval(trainer.state_path, eval_cfg, torch.device("cpu"))
     assert "(hap3d-train-state): " in capsys.readouterr().out
     got = loaded.state_dict()
     assert all(torch.equal(got[k], v) for k, v in model.state_dict().items())

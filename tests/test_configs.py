@@ -25,7 +25,8 @@ def test_shipped_configs_load_by_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a file of that name in the working folder wins
     (tmp_path / "hap_vit_b_3dpw.yaml").write_text("lr: 0.5\n")
     assert load_config("hap_vit_b_3dpw.yaml").train.lr == 0.5
-    with pytest.raises(ConfigError, match=r"config 'nope' not found: neither a file nor a shipped config \(.*hap_vit_b_3dpw"):
+    with pytest.raises(ConfigError,
+                       match=r"config 'nope' not found: neither a file nor a shipped config \(.*hap_vit_b_3dpw"):
         load_config("nope")
 
 
@@ -39,8 +40,9 @@ def test_reference_optimizer_spelling_is_accepted(tmp_path):
 
 
 def test_reference_flat_keys_work_on_the_command_line(tmp_path, caplog):
-    cfg = load_config(None, ["lr=3e-4", "end_epoch=5", "train_batch_size=24", "lr_dec_epoch=[3]", "trainset_2d=[MSCOCO]",
-                             "test_batch_size=8", "backbone_type=resnet", "camera_3d_size=3.0", "optimizer=adamW"])
+    cfg = load_config(None, ["lr=3e-4", "end_epoch=5", "train_batch_size=24", "lr_dec_epoch=[3]",
+                             "trainset_2d=[MSCOCO]", "test_batch_size=8", "backbone_type=resnet", "camera_3d_size=3.0",
+                             "optimizer=adamW"])
     t = cfg.train
     assert (t.lr, t.end_epoch, t.train_batch_size, t.lr_dec_epoch, t.optimizer) == (3e-4, 5, 24, [3], "adamw")
     assert cfg.data.trainset_2d == ["MSCOCO"] and cfg.eval.test_batch_size == 8
@@ -65,7 +67,7 @@ def test_other_reference_keys_are_ignored_with_a_note(tmp_path, caplog):
 
 
 def test_camera_and_bbox_3d_sizes_are_honoured_as_the_reference_does(tmp_path, body_dir):
-    """The reference's set_args sets both sizes before its YAML is applied (spec section 2): a YAML value wins."""
+    """The reference's set_args sets both sizes before its YAML is applied, so a YAML value wins."""
     ref = tmp_path / "ref.yml"
     ref.write_text("camera_3d_size: 3.0\nbbox_3d_size: 4.0\n")
     model = load_config(ref).model
@@ -84,9 +86,11 @@ def test_camera_and_bbox_3d_sizes_are_honoured_as_the_reference_does(tmp_path, b
 def test_errors_blame_the_command_line_or_the_file(tmp_path):
     ref = tmp_path / "ref.yml"
     ref.write_text("lr: 0.001\n")
-    with pytest.raises(ConfigError, match=r"^command line override 'train.learning_rate=1': unknown config key 'train.learning_rate'"):
+    with pytest.raises(ConfigError, match=r"^command line override 'train.learning_rate=1': "
+                                          r"unknown config key 'train.learning_rate'"):
         load_config(ref, ["train.learning_rate=1"])
-    with pytest.raises(ConfigError, match=r"^command line override 'learning_rate=1': unknown config key 'learning_rate'"):
+    with pytest.raises(ConfigError,
+                       match=r"^command line override 'learning_rate=1': unknown config key 'learning_rate'"):
         load_config(ref, ["learning_rate=1"])
     with pytest.raises(ConfigError, match=r"^command line override 'lr=fast': 'train.lr' must be a number"):
         load_config(ref, ["lr=fast"])

@@ -43,7 +43,9 @@ TEMPLATE = {
 SMPL30 = get_joint_set("smpl30").joints
 
 
-def keypoints(names: tuple[str, ...], box: tuple[float, float, float, float], flag: int = 2, invisible: tuple[str, ...] = ()) -> list[float]:
+def keypoints(
+    names: tuple[str, ...], box: tuple[float, float, float, float], flag: int = 2, invisible: tuple[str, ...] = ()
+) -> list[float]:
     x, y, w, h = box
     out = []
     for n in names:
@@ -74,7 +76,7 @@ def write_json(path: Path, obj) -> None:
 
 
 def write_mpii(root: Path) -> Path:
-    """mpii/data/ (the seed README's tree; returned, it is the reader's folder): image 1 holds two overlapping
+    """mpii/data/ (the lowercase tree; returned, it is the reader's folder): image 1 holds two overlapping
     people (10 with a fit, 11 without), image 2 one degenerate box (12, dropped) and one person with a fit (13):
     3 samples."""
     folder = root / "mpii" / "data"
@@ -88,7 +90,8 @@ def write_mpii(root: Path) -> Path:
         ],
         "annotations": [
             {"id": 10, "image_id": 1, "bbox": box_a, "keypoints": keypoints(MPII16, box_a)},
-            {"id": 11, "image_id": 1, "bbox": box_b, "keypoints": keypoints(MPII16, box_b, flag=1, invisible=("L_Wrist",))},
+            {"id": 11, "image_id": 1, "bbox": box_b,
+             "keypoints": keypoints(MPII16, box_b, flag=1, invisible=("L_Wrist",))},
             {"id": 12, "image_id": 2, "bbox": [10, 10, 0, 50], "keypoints": keypoints(MPII16, (10, 10, 0, 50))},
             {"id": 13, "image_id": 2, "bbox": box_c, "keypoints": keypoints(MPII16, box_c)},
         ],
@@ -113,7 +116,8 @@ def write_crowdpose(root: Path) -> Path:
         ],
         "annotations": [
             {"id": 20, "image_id": 100, "bbox": box_a, "keypoints": keypoints(CROWDPOSE14, box_a)},
-            {"id": 21, "image_id": 100, "bbox": box_b, "keypoints": keypoints(CROWDPOSE14, box_b, invisible=("R_Hip",))},
+            {"id": 21, "image_id": 100, "bbox": box_b,
+             "keypoints": keypoints(CROWDPOSE14, box_b, invisible=("R_Hip",))},
             {"id": 22, "image_id": 100, "bbox": [20, 20, 40, 60], "keypoints": [0] * 42},
             {"id": 23, "image_id": 200, "bbox": box_c, "keypoints": keypoints(CROWDPOSE14, box_c)},
         ],
@@ -139,8 +143,10 @@ def write_coco(root: Path) -> Path:
     db = {
         "images": [{"id": 1, "file_name": "000001.jpg", "width": 320, "height": 240}],
         "annotations": [
-            {"id": 30, "image_id": 1, "bbox": box_a, "keypoints": keypoints(COCO17, box_a), "num_keypoints": 17, "iscrowd": 0},
-            {"id": 31, "image_id": 1, "bbox": box_b, "keypoints": keypoints(COCO17, box_b), "num_keypoints": 17, "iscrowd": 0},
+            {"id": 30, "image_id": 1, "bbox": box_a, "keypoints": keypoints(COCO17, box_a), "num_keypoints": 17,
+             "iscrowd": 0},
+            {"id": 31, "image_id": 1, "bbox": box_b, "keypoints": keypoints(COCO17, box_b), "num_keypoints": 17,
+             "iscrowd": 0},
             {"id": 32, "image_id": 1, "bbox": [0, 0, 50, 50], "keypoints": [0] * 51, "num_keypoints": 0, "iscrowd": 1},
             {"id": 33, "image_id": 1, "bbox": [0, 0, 50, 50], "keypoints": [0] * 51, "num_keypoints": 0, "iscrowd": 0},
         ],
@@ -389,7 +395,9 @@ def test_check_reports_missing_images(data_root, tmp_path):
     mpii, crowdpose = report.datasets
     assert mpii.status == "FAIL" and mpii.errors[0].startswith("none of the images exist (checked 2 of 2 image files)")
     assert crowdpose.status == "FAIL" and (
-        f"1 of 2 images are missing (checked 2 of 2 image files): {root}/CrowdPose/images/200.jpg." in crowdpose.errors[0])
+        f"1 of 2 images are missing (checked 2 of 2 image files): {root}/CrowdPose/images/200.jpg."
+        in crowdpose.errors[0]
+    )
 
 
 def test_check_unrequested_absent_dataset_does_not_fail(data_root, body_dir):
@@ -406,7 +414,8 @@ def test_check_synthetic_root(body_dir, tmp_path):
     written = write(tmp_path / "data", body_dir, size="tiny", seed=0)
     root = Path(written)
     # every dataset the writer produced whose reader exists in this tree
-    names = [n for n, spec in DATASETS.items() if (root / spec.written).is_dir() and importlib.util.find_spec(spec.module)]
+    names = [n for n, spec in DATASETS.items()
+             if (root / spec.written).is_dir() and importlib.util.find_spec(spec.module)]
     assert {"MPII", "CrowdPose"} <= set(names)
     report = check_data_root(root, names, body_dir, spot_checks=2)
     assert report.exit_code == 0, format_data_report(report)

@@ -92,16 +92,17 @@ H36M_LAYOUT = {
     **{s: [(0, 1, "consistent")] for s in (5, 6, 7, 8)},
     **{s: [(fr, cam, "consistent") for fr in (0, 32, 64) for cam in (1, 4)] for s in (9, 11)},
 }
-H36M_TRAIN_COUNTS = {"annotations": 14, "other_frame": 2, "other_camera": 0, "degenerate_bbox": 1, "kept": 11, "kept_without_fit": 2,
-                     "fit_non_finite": 0}
-H36M_TEST_COUNTS = {"annotations": 12, "other_frame": 4, "other_camera": 4, "degenerate_bbox": 0, "kept": 4, "kept_without_fit": 0,
-                    "fit_non_finite": 0}
+H36M_TRAIN_COUNTS = {"annotations": 14, "other_frame": 2, "other_camera": 0, "degenerate_bbox": 1, "kept": 11,
+                     "kept_without_fit": 2, "fit_non_finite": 0}
+H36M_TEST_COUNTS = {"annotations": 12, "other_frame": 4, "other_camera": 4, "degenerate_bbox": 0, "kept": 4,
+                    "kept_without_fit": 0, "fit_non_finite": 0}
 
 
 def h36m_camera(cam: int) -> dict:
     """World y up -> camera y down, each camera yawed differently around the person, 5 m away."""
     r = rot_x(math.pi) @ rot_y(0.35 * (cam - 1))
-    return {"R": r.tolist(), "t": [30.0 * cam, -20.0, 5000.0], "f": [400.0 + 10 * cam, 405.0 + 10 * cam], "c": [170.0, 155.0]}
+    return {"R": r.tolist(), "t": [30.0 * cam, -20.0, 5000.0], "f": [400.0 + 10 * cam, 405.0 + 10 * cam],
+            "c": [170.0, 155.0]}
 
 
 def write_h36m(root: Path, fit_model) -> Path:
@@ -123,9 +124,11 @@ def write_h36m(root: Path, fit_model) -> Path:
             if kind != "nofit":
                 stored = fit_entry([0.0, 0.4, 0.0], frame, trans=(0.1, 0.05, -0.2), perturbed=kind == "perturbed")
                 fits.setdefault("2", {}).setdefault("1", {})[str(frame)] = stored
-            name = f"s_{subject:02d}_act_02_subact_01_ca_{cam:02d}/s_{subject:02d}_act_02_subact_01_ca_{cam:02d}_{frame:06d}.jpg"
+            sequence = f"s_{subject:02d}_act_02_subact_01_ca_{cam:02d}"
+            name = f"{sequence}/{sequence}_{frame:06d}.jpg"
             images.append({"id": next_id, "file_name": name, "width": WIDTH, "height": HEIGHT, "subject": subject,
-                           "action_name": "Directions", "action_idx": 2, "subaction_idx": 1, "frame_idx": frame, "cam_idx": cam})
+                           "action_name": "Directions", "action_idx": 2, "subaction_idx": 1, "frame_idx": frame,
+                           "cam_idx": cam})
             anns.append({"id": next_id, "image_id": next_id, "bbox": bbox, "keypoints_vis": [True] * 17})
             write_image(folder / "images" / name, next_id)
             next_id += 1
@@ -173,7 +176,8 @@ def write_muco(root: Path, fit_model) -> Path:
         bbox = tight_box(img_xy)
         if aid == 40:
             bbox[3] = 0.0
-        anns.append({"id": aid, "image_id": image_id, "keypoints_cam": cam.tolist(), "keypoints_img": img_xy.tolist(), "bbox": bbox})
+        anns.append({"id": aid, "image_id": image_id, "keypoints_cam": cam.tolist(), "keypoints_img": img_xy.tolist(),
+                     "bbox": bbox})
         if aid != 30:
             fits[str(aid)] = fit_entry(upright, aid % 10, trans, perturbed)
     for img in images:
@@ -227,14 +231,16 @@ def test_h36m_records(h36m, data_root, fit_model):
     assert h36m_kinds(h36m).count("nofit") == 2 and "degenerate" not in h36m_kinds(h36m)
     assert [r.fit is None for r in h36m.records] == [k == "nofit" for k in h36m_kinds(h36m)]
     rec = h36m.records[0]
-    assert rec.img_path == data_root / "Human36M" / "images" / "s_01_act_02_subact_01_ca_01" / "s_01_act_02_subact_01_ca_01_000000.jpg"
+    sequence = "s_01_act_02_subact_01_ca_01"
+    assert rec.img_path == data_root / "Human36M" / "images" / sequence / f"{sequence}_000000.jpg"
     assert rec.img_size == (HEIGHT, WIDTH) and rec.near_joints == [] and rec.valid.shape == (17, 1)
     cam = h36m_camera(1)
     np.testing.assert_allclose(rec.world_to_cam[0], cam["R"], atol=1e-6)
     np.testing.assert_allclose(rec.world_to_cam[1], np.float32(cam["t"]) / 1000, atol=1e-6)
     np.testing.assert_allclose(rec.joints[:, :2], project(rec.joint_cam, cam["f"], cam["c"]), atol=1e-3)
     np.testing.assert_array_equal(rec.joints[:, 2], rec.joint_cam[:, 2])
-    world = np.float32(json.loads((data_root / "Human36M" / "annotations" / "Human36M_subject1_joint_3d.json").read_text())["2"]["1"]["0"])
+    joint_file = data_root / "Human36M" / "annotations" / "Human36M_subject1_joint_3d.json"
+    world = np.float32(json.loads(joint_file.read_text())["2"]["1"]["0"])
     np.testing.assert_allclose(rec.joint_cam, world @ np.float32(cam["R"]).T + np.float32(cam["t"]), atol=1e-2)
     assert h36m.replace_idx == (1, 2, 3, 4, 5, 6, 9, 11, 12, 13, 14, 15, 16)  # the reference's index list
 
@@ -290,7 +296,8 @@ def test_packed_records_round_trip(muco):
 def test_sample_contract(which, request):
     ds = request.getfixturevalue(which)
     kinds = h36m_kinds(ds) if which == "h36m" else muco_kinds(ds)
-    gt_only = {"h36m": ("Pelvis", "Neck", "Head_top", "Torso"), "muco": ("Pelvis", "Head_top", "Head", "Spine", "L_Hand")}[which]
+    gt_only = {"h36m": ("Pelvis", "Neck", "Head_top", "Torso"),
+               "muco": ("Pelvis", "Head_top", "Head", "Spine", "L_Hand")}[which]
     for i, kind in enumerate(kinds):
         s = ds[i]
         assert _check_sample(s, TRAIN_SHAPES) == []
@@ -364,7 +371,8 @@ def test_flip_consistency(which, request, monkeypatch):
     assert torch.allclose(fit_f[:, 0], 64 - fit_p[:, 0], atol=1.2)
     assert torch.allclose(fit_f[:, 1:], fit_p[:, 1:], atol=1.2)
     cam_p, cam_f = plain["fit_joint_cam"][mirror], flipped["fit_joint_cam"]
-    assert torch.allclose(cam_f[:, 0], -cam_p[:, 0], atol=0.04) and torch.allclose(cam_f[:, 1:], cam_p[:, 1:], atol=0.04)
+    assert torch.allclose(cam_f[:, 0], -cam_p[:, 0], atol=0.04)
+    assert torch.allclose(cam_f[:, 1:], cam_p[:, 1:], atol=0.04)
     assert float(samples[True]["meta"]["is_valid_fit"]) == 1.0
 
 
@@ -412,7 +420,8 @@ def test_determinism(cls, folder, data_root, fit_model):
 @pytest.mark.parametrize("cls, folder", [(Human36M, "Human36M"), (MuCo, "MuCo")])
 def test_reference_compat_targets_unchanged(cls, folder, data_root, fit_model):
     """Neither reader changes its targets with reference_compat (only PoseFix's input noise may differ)."""
-    compat, fixed = cls(data_root / folder, fit_model, seed=1), cls(data_root / folder, fit_model, seed=1, reference_compat=False)
+    compat = cls(data_root / folder, fit_model, seed=1)
+    fixed = cls(data_root / folder, fit_model, seed=1, reference_compat=False)
     for i in range(len(compat)):
         for key, value in compat[i]["targets"].items():
             assert torch.equal(value, fixed[i]["targets"][key]), key
@@ -471,7 +480,8 @@ def test_muco_malformed_files(data_root, fit_model, tmp_path):
     with pytest.raises(DataError, match=rf"{fit_file}: entry 20 has no field 'trans'"):
         MuCo(folder, fit_model)
     edit_json(ann_file, lambda o: o["annotations"][1].update(keypoints_cam=[[0.0, 0.0, 1.0]] * 20))
-    with pytest.raises(DataError, match=rf"{ann_file}: annotation 11 \(annotations\[1\]\) 'keypoints_cam' has 60 values, expected 63"):
+    with pytest.raises(DataError, match=rf"{ann_file}: annotation 11 \(annotations\[1\]\) 'keypoints_cam' "
+                                        r"has 60 values, expected 63"):
         MuCo(folder, fit_model)
 
 
@@ -494,8 +504,8 @@ def test_crop_equals_warping_the_whole_float_frame(flip):
     for t in range(40):
         h, w = int(rng.integers(60, 700)), int(rng.integers(60, 700))
         bgr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        box = np.array([rng.uniform(-0.6 * w, w), rng.uniform(-0.6 * h, h), rng.uniform(5, 1.5 * w), rng.uniform(5, 1.5 * h)],
-                       np.float32)
+        box = np.array([rng.uniform(-0.6 * w, w), rng.uniform(-0.6 * h, h), rng.uniform(5, 1.5 * w),
+                        rng.uniform(5, 1.5 * h)], np.float32)
         aug = Augmentation(float(rng.uniform(0.75, 1.25)), float(rng.uniform(-30, 30)), (1.0, 1.1, 0.9), flip)
         ours = crop_image(bgr if t % 2 else bgr.astype(np.float32), box, aug, out_size=64, bgr=True)
         frame = bgr[:, :, ::-1].astype(np.float32)

@@ -1,5 +1,6 @@
-"""Where datasets are found under a data root (the reference's data/ tree and the seed README's tree), and what
-``hap3d data check`` reports about folders, image folders, 3DPW-Crowd and a training config's datasets."""
+"""Where datasets are found under a data root (the reference's data/ tree and the lowercase coco/ + mpii/data/
+tree), and what ``hap3d data check`` reports about folders, image folders, 3DPW-Crowd and a training config's
+datasets."""
 
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ def arrange(written: Path, tmp_path: Path, coco: str, mpii: str) -> Path:
     return root
 
 
-# The reference's data/ tree, the seed README's tree, and the seed README's symlink steps for MPII
-# (mpii/images + mpii/annotations, no data/ level).
+# The reference's data/ tree (MSCOCO/, MPII/data/), the lowercase tree (coco/, mpii/data/), and both with MPII's
+# images/ and annotations/ directly in its folder (no data/ level, as mpii/images + mpii/annotations are symlinked).
 LAYOUTS = [("MSCOCO", "MPII/data"), ("coco", "mpii/data"), ("MSCOCO", "MPII"), ("coco", "mpii")]
 
 
@@ -68,7 +69,7 @@ def test_every_accepted_layout_is_found_by_readers_and_check(written, tmp_path, 
 def test_candidates_are_tried_in_order_and_the_dataset_marker_decides():
     assert [str(c) for c in dataset_candidates("/d", "MPII")] == ["/d/MPII/data", "/d/MPII", "/d/mpii/data", "/d/mpii"]
     assert [str(c) for c in dataset_candidates("/d", "MSCOCO")] == ["/d/MSCOCO", "/d/coco"]
-    # what `hap3d data synth` writes: the seed README's tree, one of the accepted folders
+    # what `hap3d data synth` writes: the lowercase tree (coco/, mpii/data/), one of the accepted folders
     for name, spec in DATASETS.items():
         assert spec.written in spec.folders, name
     assert written_dataset_root("/d", "MPII") == Path("/d/mpii/data")
@@ -84,8 +85,8 @@ def test_marker_beats_order(written, tmp_path):
     shutil.copytree(root / "mpii" / "data", root / "MPII" / "data", dirs_exist_ok=True)
     assert dataset_root(root, "MPII") == root / "MPII" / "data"
     # no marker anywhere: the first existing folder, so that the reader names the file missing in it
-    for marker in (root / "MPII" / "data" / "annotations" / "train.json", root / "mpii" / "data" / "annotations" / "train.json"):
-        marker.unlink()
+    for folder in (root / "MPII" / "data", root / "mpii" / "data"):
+        (folder / "annotations" / "train.json").unlink()
     assert dataset_root(root, "MPII") == root / "MPII" / "data"
     with pytest.raises(DataError, match=f"MPII annotation file not found: {root}/MPII/data/annotations/train.json"):
         MPII(dataset_root(root, "MPII"), None)
@@ -388,7 +389,8 @@ def test_check_reference_compat_from_the_command_line_beats_the_config(tmp_path,
     import hap3d.data.check as check
 
     seen = []
-    monkeypatch.setattr(check, "check_data_root", lambda *a, **kw: seen.append(kw["reference_compat"]) or check.Report(tmp_path, []))
+    monkeypatch.setattr(check, "check_data_root",
+                        lambda *a, **kw: seen.append(kw["reference_compat"]) or check.Report(tmp_path, []))
     cfg = tmp_path / "train.yaml"
     cfg.write_text("reference_compat: true\n")
     for flags, expected in (([], True), (["--no-reference-compat"], False), (["--reference-compat"], True)):
@@ -404,8 +406,8 @@ def test_check_with_a_training_config(written, tmp_path, body_dir, capsys):
     root = arrange(written, tmp_path, "MSCOCO", "MPII/data")
     cfg = tmp_path / "train.yaml"
     cfg.write_text(json.dumps({
-        "data": {"root": str(root), "body_model_dir": str(body_dir), "trainset_3d": [], "trainset_2d": ["MSCOCO", "MPII"],
-                 "testset": "PW3D"},
+        "data": {"root": str(root), "body_model_dir": str(body_dir), "trainset_3d": [],
+                 "trainset_2d": ["MSCOCO", "MPII"], "testset": "PW3D"},
     }))  # fmt: skip
     from hap3d.config import load_config
 

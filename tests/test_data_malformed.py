@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
 import test_data_2d as d2
 import test_data_3d as d3
+import torch
+
 from hap3d.data.check import TEST_SHAPES, TRAIN_SHAPES, _check_sample
 from hap3d.data.fit import compute_fit_targets
 from hap3d.data.human36m import Human36M
@@ -22,8 +22,8 @@ from hap3d.data.io import DataError, as_array, load_json, optional_number, requi
 from hap3d.data.mpii import MPII
 from hap3d.data.muco import MuCo
 from hap3d.data.pw3d import PW3D
-from hap3d.synth import write_synthetic_datasets
 from hap3d.data.transforms import Augmentation
+from hap3d.synth import write_synthetic_datasets
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,8 @@ MPII_CASES = [
     (lambda db: db["annotations"].append(None), r"train\.json: annotations\[4\] is null, expected an object"),
     (lambda db: db.update(annotations={}), r"train\.json: the file field 'annotations' is an object, expected a list"),
     (lambda db: db["annotations"][3]["keypoints"].__setitem__(4, None),
-     r"train\.json: annotation 13 \(annotations\[3\]\) 'keypoints' has a null, NaN or infinite value at index \(1, 1\)"),
+     r"train\.json: annotation 13 \(annotations\[3\]\) 'keypoints' has a null, NaN or infinite value "
+     r"at index \(1, 1\)"),
     (lambda db: db["annotations"][0]["bbox"].__setitem__(2, None),
      r"train\.json: annotation 10 \(annotations\[0\]\) 'bbox' has a null, NaN or infinite value at index 2"),
 ]
@@ -200,7 +201,8 @@ def test_h36m_errors_and_non_finite_fit(written, tmp_path, fit_model):
         Human36M(folder, fit_model)
     shutil.copy(written / "Human36M" / "annotations" / joints.name, joints)
 
-    edit_json(folder / "annotations" / "Human36M_subject6_smpl_param.json", lambda o: o["2"]["1"]["0"]["shape"].__setitem__(0, None))
+    edit_json(folder / "annotations" / "Human36M_subject6_smpl_param.json",
+              lambda o: o["2"]["1"]["0"]["shape"].__setitem__(0, None))
     ds = Human36M(folder, fit_model)
     assert ds.filter_counts["fit_non_finite"] == 1 and ds.filter_counts["kept_without_fit"] == 3
 
@@ -217,7 +219,8 @@ def test_muco_errors(written, tmp_path, fit_model):
         MuCo(folder, fit_model)
     shutil.copy(written / "MuCo" / "data" / ann.name, ann)
     edit_json(ann, lambda o: o["annotations"][1]["keypoints_cam"][0].__setitem__(0, float("nan")))
-    with pytest.raises(DataError, match=r"annotation 11 \(annotations\[1\]\) 'keypoints_cam' has a null, NaN or infinite"):
+    with pytest.raises(DataError,
+                       match=r"annotation 11 \(annotations\[1\]\) 'keypoints_cam' has a null, NaN or infinite"):
         MuCo(folder, fit_model)
 
 
@@ -237,7 +240,8 @@ def test_pw3d_errors(pw3d_folder, tmp_path):
         PW3D(folder)
     shutil.copy(pw3d_folder / test.name, test)
     edit_json(test, lambda o: o["annotations"][0]["smpl_param"]["pose"].__setitem__(5, None))
-    with pytest.raises(DataError, match=r"annotation 0 \(annotations\[0\]\) smpl_param\.pose has a null, NaN or infinite value at index 5"):
+    with pytest.raises(DataError, match=r"annotation 0 \(annotations\[0\]\) smpl_param\.pose has a null, NaN or "
+                                        r"infinite value at index 5"):
         PW3D(folder)
     hhrnet = folder / "3DPW_validation_crowd_hhrnet_result.json"
     aid = next(iter(json.loads(hhrnet.read_text())))
@@ -250,11 +254,13 @@ def test_pw3d_without_a_valid_input_joint_crops_at_the_gt_box(pw3d_folder, tmp_p
     """The reference crashes (min of an empty list); hap3d crops at the processed ground-truth box."""
     folder = tmp_path / "data"
     shutil.copytree(pw3d_folder, folder)
-    edit_json(folder / "3DPW_latest_test.json", lambda o: o["annotations"][0].update(openpose_result=[[0.0, 0.0, 0.0]] * 18))
+    edit_json(folder / "3DPW_latest_test.json",
+              lambda o: o["annotations"][0].update(openpose_result=[[0.0, 0.0, 0.0]] * 18))
     ds = PW3D(folder)
     with caplog.at_level(logging.WARNING):
         s = ds[0]
     assert _check_sample(s, TEST_SHAPES) == []
     np.testing.assert_array_equal(s["meta"]["bbox"].numpy(), ds.records[0].bbox)
-    assert float(s["inputs"]["joints_mask"].sum()) == 0 and ds.gt_box_crops == 1 and "cropping at the GT box" in caplog.text
+    assert float(s["inputs"]["joints_mask"].sum()) == 0 and ds.gt_box_crops == 1
+    assert "cropping at the GT box" in caplog.text
     assert not np.array_equal(ds[1]["meta"]["bbox"].numpy(), ds.records[1].bbox) and ds.gt_box_crops == 1

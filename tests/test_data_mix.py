@@ -7,15 +7,15 @@ import subprocess
 import sys
 
 import pytest
+import test_data_2d as d2
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
-import test_data_2d as d2
 from hap3d.data import build_fit_model
 from hap3d.data.crowdpose import CrowdPose
 from hap3d.data.mix import BalancedMix
-from hap3d.engine.train import ResumableSampler
 from hap3d.data.mpii import MPII
+from hap3d.engine.train import ResumableSampler
 
 
 class Toy(Dataset):
@@ -33,7 +33,8 @@ class Toy(Dataset):
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.n:
             raise IndexError(i)
-        return {"tag": self.tag, "index": torch.tensor(i), "meta": {"epoch": self.epoch, "threads": torch.get_num_threads()}}
+        meta = {"epoch": self.epoch, "threads": torch.get_num_threads()}
+        return {"tag": self.tag, "index": torch.tensor(i), "meta": meta}
 
 
 def toy_mix(**kw) -> BalancedMix:
@@ -108,7 +109,8 @@ def test_loader_over_real_readers(readers):
         sampler = ResumableSampler(len(mix), 0, 1, seed=8, batch_size=2)
         sampler.set_epoch(1)
         mix.set_epoch(1)
-        return list(torch.utils.data.DataLoader(mix, batch_size=2, sampler=sampler, num_workers=workers, drop_last=True))
+        loader = torch.utils.data.DataLoader(mix, batch_size=2, sampler=sampler, num_workers=workers, drop_last=True)
+        return list(loader)
 
     a, b = run(0), run(2)
     assert len(a) == 3  # 6 samples, batches of 2

@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from golden import golden_dir
 
 import hap3d.data.base as base
 from hap3d.cli import cmd_data_synth
@@ -28,9 +27,12 @@ from hap3d.data.transforms import Augmentation
 from hap3d.synth import README_HEADER, write_synthetic_datasets
 from hap3d.utils import Hap3dError
 
+from golden import golden_dir
+
 H36M_SUBJECTS = (1, 5, 6, 7, 8, 9, 11)
 EXPECTED_FILES = (
-    [f"Human36M/annotations/Human36M_subject{s}_{k}.json" for s in H36M_SUBJECTS for k in ("data", "camera", "joint_3d", "smpl_param")]
+    [f"Human36M/annotations/Human36M_subject{s}_{k}.json"
+     for s in H36M_SUBJECTS for k in ("data", "camera", "joint_3d", "smpl_param")]
     + ["MuCo/data/MuCo-3DHP.json", "MuCo/data/smpl_param.json"]
     + ["coco/annotations/person_keypoints_train2017.json", "coco/annotations/MSCOCO_train_SMPL_NeuralAnnot.json"]
     + ["mpii/data/annotations/train.json", "mpii/data/annotations/MPII_train_SMPL_NeuralAnnot.json"]
@@ -72,7 +74,8 @@ def force_flip(monkeypatch, flip: bool) -> None:
 # ------------------------------------------------------------------------------------------ files
 def test_files_counts_and_time(synth):
     root, counts, seconds = synth
-    missing = [f for f in EXPECTED_FILES if not (root / f).is_file()] + [d for d in EXPECTED_DIRS if not (root / d).is_dir()]
+    missing = [f for f in EXPECTED_FILES if not (root / f).is_file()]
+    missing += [d for d in EXPECTED_DIRS if not (root / d).is_dir()]
     assert missing == []
     assert list(counts) == ["Human36M", "MuCo", "MSCOCO", "MPII", "PW3D", "CrowdPose"]
     assert all(n > 0 for n in counts.values())
@@ -113,13 +116,15 @@ def test_human36m_schema(synth):
         fits = load(root, f"Human36M/annotations/Human36M_subject{s}_smpl_param.json")
         assert set(cams) == {"1", "2", "3", "4"}
         for cam in cams.values():
-            assert shape_of(cam["R"]) == (3, 3) and shape_of(cam["t"]) == (3,) and shape_of(cam["f"]) == shape_of(cam["c"]) == (2,)
+            assert shape_of(cam["R"]) == (3, 3) and shape_of(cam["t"]) == (3,)
+            assert shape_of(cam["f"]) == shape_of(cam["c"]) == (2,)
             np.testing.assert_allclose(np.asarray(cam["R"]) @ np.asarray(cam["R"]).T, np.eye(3), atol=1e-6)
             assert 2000 < np.linalg.norm(cam["t"]) < 9000  # millimetres
         by_id = {im["id"]: im for im in data["images"]}
         for ann in data["annotations"]:
             im = by_id[ann["image_id"]]
-            assert {"file_name", "width", "height", "subject", "action_idx", "subaction_idx", "frame_idx", "cam_idx"} <= set(im)
+            fields = {"file_name", "width", "height", "subject", "action_idx", "subaction_idx", "frame_idx", "cam_idx"}
+            assert fields <= set(im)
             assert im["subject"] == s and shape_of(ann["bbox"]) == (4,)
             key = (str(im["action_idx"]), str(im["subaction_idx"]), str(im["frame_idx"]))
             world = np.asarray(joints[key[0]][key[1]][key[2]])
@@ -133,7 +138,8 @@ def test_human36m_schema(synth):
             for sub in action.values():
                 for fit in sub.values():
                     frames += 1
-                    assert shape_of(fit["pose"]) == (72,) and shape_of(fit["shape"]) == (10,) and shape_of(fit["trans"]) == (3,)
+                    assert shape_of(fit["pose"]) == (72,) and shape_of(fit["shape"]) == (10,)
+                    assert shape_of(fit["trans"]) == (3,)
     assert frames > 0
 
 
@@ -150,7 +156,8 @@ def test_muco_schema(synth):
     people = np.bincount([a["image_id"] for a in db["annotations"]])
     assert people.max() >= 2  # composites of several people
     assert set(fits) <= {str(a["id"]) for a in db["annotations"]}
-    assert all(shape_of(f["pose"]) == (72,) and shape_of(f["shape"]) == (10,) and shape_of(f["trans"]) == (3,) for f in fits.values())
+    assert all(shape_of(f["pose"]) == (72,) and shape_of(f["shape"]) == (10,) and shape_of(f["trans"]) == (3,)
+               for f in fits.values())
 
 
 def check_coco_keypoints(ann: dict, num_joints: int, flags: set[int]) -> None:
@@ -189,7 +196,8 @@ def test_coco_schema(synth):
             assert ann["segmentation"] and all(len(p) >= 6 and len(p) % 2 == 0 for p in ann["segmentation"])
     anns = db["annotations"]
     assert any(a["iscrowd"] for a in anns) and any(a["num_keypoints"] == 0 and not a["iscrowd"] for a in anns)
-    assert any(2 in a["keypoints"][2::3] for a in anns) and any(1 in a["keypoints"][2::3] for a in anns)  # visible and hidden
+    # visible and hidden keypoints
+    assert any(2 in a["keypoints"][2::3] for a in anns) and any(1 in a["keypoints"][2::3] for a in anns)
     labeled = np.bincount([a["image_id"] for a in anns if a["num_keypoints"] > 0])
     assert labeled.max() >= 2  # images with several people
     check_neuralannot(load(root, "coco/annotations/MSCOCO_train_SMPL_NeuralAnnot.json"),
@@ -202,7 +210,8 @@ def test_mpii_schema(synth):
     assert all(im["file_name"].startswith("images/") for im in db["images"])
     for ann in db["annotations"]:
         check_coco_keypoints(ann, 16, {0, 1})
-    check_neuralannot(load(root, "mpii/data/annotations/MPII_train_SMPL_NeuralAnnot.json"), {str(a["id"]) for a in db["annotations"]})
+    check_neuralannot(load(root, "mpii/data/annotations/MPII_train_SMPL_NeuralAnnot.json"),
+                      {str(a["id"]) for a in db["annotations"]})
 
 
 def test_crowdpose_schema(synth):
@@ -240,7 +249,8 @@ def test_pw3d_schema_matches_the_fixture_authors_example(synth):
     validation = load(root, "PW3D/data/3DPW_latest_validation.json")
     sequences = {im["sequence"] for im in validation["images"]}
     assert {"courtyard_hug_00", "courtyard_dancing_00"} < sequences
-    crowd_images = {im["id"] for im in validation["images"] if im["sequence"] in ("courtyard_hug_00", "courtyard_dancing_00")}
+    crowd_images = {im["id"] for im in validation["images"]
+                    if im["sequence"] in ("courtyard_hug_00", "courtyard_dancing_00")}
     crowd = {str(a["id"]): a["image_id"] for a in validation["annotations"] if a["image_id"] in crowd_images}
     hhrnet = load(root, "PW3D/data/3DPW_validation_crowd_hhrnet_result.json")
     assert hhrnet and set(hhrnet) < set(crowd)  # some people were not matched: the reader's OpenPose fallback
@@ -357,7 +367,8 @@ def test_refuses_to_mix_into_real_data_and_rewrites_its_own(body_dir, tmp_path):
 def test_cli_data_synth_and_check(tmp_path, body_dir, capsys):
     from hap3d.cli import main as cli_main
 
-    assert cli_main(["data", "synth", "--out", str(tmp_path / "d"), "--size", "tiny", "--body-model-dir", str(body_dir)]) == 0
+    out = str(tmp_path / "d")
+    assert cli_main(["data", "synth", "--out", out, "--size", "tiny", "--body-model-dir", str(body_dir)]) == 0
     assert cli_main(["data", "check", "--root", str(tmp_path / "d"), "--body-model-dir", str(body_dir)]) == 0
     (tmp_path / "d" / "coco" / "annotations" / "person_keypoints_train2017.json").unlink()
     assert cli_main(["data", "check", "--root", str(tmp_path / "d"), "--datasets", "MSCOCO"]) != 0

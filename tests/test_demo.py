@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from hap3d.body.joints import get_joint_set
 from hap3d.cli import main as cli_main
 from hap3d.config import ModelConfig
 from hap3d.data.io import DataError
@@ -17,10 +18,9 @@ from hap3d.infer import demo
 from hap3d.infer.demo import KeypointMatcher, folder_names, frame_count, run_demo
 from hap3d.infer.keypoints import BODY25, read_keypoints
 from hap3d.infer.predictor import Predictor
-from hap3d.render import Camera, rasterize
 from hap3d.model import build_model
 from hap3d.model.checkpoint import save_model_checkpoint
-from hap3d.body.joints import get_joint_set
+from hap3d.render import Camera, rasterize
 
 from conftest import TINY_VIT
 
@@ -112,7 +112,8 @@ def _items(out: Path) -> dict[str, dict]:
 
 def test_predictor_is_exported_from_the_package():
     import hap3d.infer
-    from hap3d.infer import Predictor as Exported, load_predictor_model
+    from hap3d.infer import Predictor as Exported
+    from hap3d.infer import load_predictor_model
 
     assert Exported is Predictor and load_predictor_model is hap3d.infer.predictor.load_predictor_model
 

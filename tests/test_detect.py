@@ -281,4 +281,5 @@ def test_demo_summary_gives_the_detection_failure(fake_python, body_dir, tmp_pat
                      "--formats", "", "--out", str(out)])
     items = {i["name"]: i for i in json.loads((out / "summary.json").read_text())["items"]}
     assert code == 1 and items["photo.png"]["error"] is None
-    assert items["corrupt.jpg"]["error"].startswith("no keypoints: ") and "cannot be decoded" in items["corrupt.jpg"]["error"]
+    error = items["corrupt.jpg"]["error"]
+    assert error.startswith("no keypoints: ") and "cannot be decoded" in error

@@ -51,8 +51,8 @@ def test_reference_compat_switches_resolve():
     fixed = ModelConfig(reference_compat=False)
     assert (ref.heatmap_downsample, ref.feature_downsample, ref.lift_trainable, ref.vposer_dropout, ref.input_norm) == (
         "nearest", "nearest", False, True, "none")
-    assert (fixed.heatmap_downsample, fixed.feature_downsample, fixed.lift_trainable, fixed.vposer_dropout, fixed.input_norm) == (
-        "area", "area", True, False, "imagenet")
+    assert (fixed.heatmap_downsample, fixed.feature_downsample, fixed.lift_trainable, fixed.vposer_dropout,
+            fixed.input_norm) == ("area", "area", True, False, "imagenet")
     explicit = ModelConfig(reference_compat=False, heatmap_downsample="nearest")
     assert explicit.heatmap_downsample == "nearest"
     assert ModelConfig().camera_depth_scale == pytest.approx(48.828125)
@@ -154,7 +154,8 @@ def test_resnet_backbone_forward_and_loss_backward(body_dir):
     total, means = reduce_losses(loss_terms(pred, t, m, model.graph_index))
     total.backward()
     assert model.backbone.layer1[0].conv1.weight.grad is not None
-    assert set(means) == {"body_joint_img", "smpl_joint_img", "smpl_pose", "smpl_shape", "body_joint_proj", "body_joint_cam", "smpl_joint_cam"}
+    assert set(means) == {"body_joint_img", "smpl_joint_img", "smpl_pose", "smpl_shape", "body_joint_proj",
+                          "body_joint_cam", "smpl_joint_cam"}
 
 
 @over_registry

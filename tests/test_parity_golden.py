@@ -1,6 +1,8 @@
 """Parity with the reference implementation on the golden fixtures (cases A, B, C).
 
-Weights and inputs are regenerated from the README rules; seeds and sizes come from the manifest.
+Weights and inputs are regenerated here rather than stored: weights by hap3d.utils.rule_state_dict (seeded by each
+key's name), inputs and targets by case_a_inputs and case_b_targets; seeds and sizes come from the fixtures'
+manifest.json.
 """
 
 from __future__ import annotations
@@ -14,13 +16,26 @@ from hap3d.model.losses import LOSS_NAMES, loss_terms, reduce_losses
 from hap3d.model.vit import ViT
 from hap3d.utils import rule_state_dict
 
-from golden import TOL_FORWARD, TOL_GRAD, TOL_TRAIN_ELEMENT, assert_close, golden_dir, golden_model, keys, npz, params, rules, tol
+from golden import (
+    TOL_FORWARD,
+    TOL_GRAD,
+    TOL_TRAIN_ELEMENT,
+    assert_close,
+    golden_dir,
+    golden_model,
+    keys,
+    npz,
+    params,
+    rules,
+    tol,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.numerics]
 
 
 def case_a_inputs() -> dict[str, np.ndarray]:
-    """README §3 input rule."""
+    """Case A inputs: uint8 images (per-channel level, gradients, 8x8 blocks and pixel noise), 64-space input joints
+    with confidences, and their mask (80 % kept, inside the heatmap), each from its own seeded stream."""
     p = params()["case_a"]
     b, seed = p["batch"], p["seed"]
     r1 = np.random.default_rng(100 * seed + 1)
@@ -59,7 +74,8 @@ def case_a_run(model):
     img = torch.from_numpy(inp["img_u8"].astype(np.float32) / np.float32(255))
     model.eval()
     with torch.no_grad():
-        out = model(img, torch.from_numpy(inp["joints"]), torch.from_numpy(inp["joints_mask"]), return_intermediates=True)
+        out = model(img, torch.from_numpy(inp["joints"]), torch.from_numpy(inp["joints_mask"]),
+                    return_intermediates=True)
     return inp, out
 
 
@@ -80,7 +96,10 @@ def test_rule_weights_match_key_checks():
         assert abs(w[e["key"]].astype(np.float64).sum() - e["sum"]) <= 1e-6 * max(1.0, abs(e["sum"]))
 
 
-OUT_KEYS = ["cam_param", "joint_img", "joint_proj", "joint_score", "smpl_mesh_cam", "smpl_pose", "smpl_shape", "mesh_cam_render"]
+OUT_KEYS = [
+    "cam_param", "joint_img", "joint_proj", "joint_score", "smpl_mesh_cam", "smpl_pose", "smpl_shape",
+    "mesh_cam_render",
+]
 MID_KEYS = {
     "heatmap16": "heatmaps",
     "early_feat": "early_feat",
@@ -123,7 +142,8 @@ def test_case_a_heatmap_zeros_exact(case_a_run):
 
 
 def case_b_targets() -> tuple[dict, dict]:
-    """README §4 target rule."""
+    """Case B targets and meta: random 64-space and camera-frame joints, SMPL parameters and validity masks from one
+    seeded stream; half the batch 3D, sample 1 without a valid fit."""
     b = params()["case_a"]["batch"]
     r = np.random.default_rng(100 * params()["case_b"]["seed"] + 4)
     t = {
@@ -154,7 +174,7 @@ def case_b_targets() -> tuple[dict, dict]:
 def case_b_run():
     model = golden_model()
     model.train()
-    for mod in model.modules():  # README §4: drop-path and VPoser dropout off, BN in training mode
+    for mod in model.modules():  # as case B was recorded: drop-path and VPoser dropout off, BN in training mode
         if type(mod).__name__ == "DropPath":
             mod.eval()
     model.vposer.eval()
@@ -163,9 +183,11 @@ def case_b_run():
     img = torch.from_numpy(inp["img_u8"].astype(np.float32) / np.float32(255))
     t, m = case_b_targets()
     pred = model(
-        img, torch.from_numpy(inp["joints"][..., :2].copy()), torch.from_numpy(inp["joints_mask"]), return_intermediates=True
+        img, torch.from_numpy(inp["joints"][..., :2].copy()), torch.from_numpy(inp["joints_mask"]),
+        return_intermediates=True,
     )
-    terms = loss_terms(pred, {k: torch.from_numpy(v) for k, v in t.items()}, {k: torch.from_numpy(v) for k, v in m.items()}, model.graph_index)
+    targets = {k: torch.from_numpy(v) for k, v in t.items()}
+    terms = loss_terms(pred, targets, {k: torch.from_numpy(v) for k, v in m.items()}, model.graph_index)
     total, means = reduce_losses(terms)
     total.backward()
     return model, pred, terms, total, means, t, m
@@ -207,7 +229,8 @@ TRAIN_KEYS = {
 
 @pytest.mark.parametrize("key", list(TRAIN_KEYS))
 def test_case_b_train_forward(case_b_run, key):
-    assert_close(case_b_run[1][TRAIN_KEYS[key]], npz("case_b.npz")[f"train/{key}"], tol("case_b", "train", TOL_TRAIN_ELEMENT), key)
+    tolerance = tol("case_b", "train", TOL_TRAIN_ELEMENT)
+    assert_close(case_b_run[1][TRAIN_KEYS[key]], npz("case_b.npz")[f"train/{key}"], tolerance, key)
 
 
 def test_case_b_batchnorm_running_stats(case_b_run):
@@ -235,7 +258,7 @@ def test_case_b_gradients_shape_and_sign(case_b_run):
 
 
 def test_case_c_backbone_checkpoint(tmp_path):
-    """README §5: a fake ViTPose/mmcv checkpoint, key filtering, pos-embed resize, strict load."""
+    """Case C: a fake ViTPose/mmcv checkpoint, key filtering, pos-embed resize, strict load."""
     entries = keys()["case_c_checkpoint"]
     shapes = {e["key"]: e["shape"] for e in entries}
     salt = params()["weight_salt"] + rules()["weights"]["ckpt_salt_suffix"]

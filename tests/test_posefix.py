@@ -1,4 +1,5 @@
-"""PoseFix synthetic input poses (spec §5.3): tables, radii, outcome frequencies, quirks #21/#22, determinism.
+"""PoseFix synthetic input poses (hap3d.data.posefix): tables, radii, outcome frequencies, determinism, and the two
+reference behaviours kept under ``reference_quirks`` (docs/reference-differences.md R27, R28).
 
 Frequency tests use a *separated* layout: a joint's candidates (its ground truth, the neighbours' same joint, its
 left/right partner and the neighbours' partner joint) are all much farther apart than d(0.10). Every error type then
@@ -64,7 +65,7 @@ def classify(out: np.ndarray, joints: np.ndarray, near: np.ndarray, j: int, quir
     p = PARTNER[j]
     swaps = [near[k, i, :2] for k in range(len(near)) for i in (j, p) if i >= 0 and near[k, i, 2] > 0]
     cands = [np.broadcast_to(c, o.shape) for c in (joints[j, :2], *swaps)]
-    if p >= 0 and joints[p, 2] > 0:  # quirk #21: a partner that comes earlier is already synthesised
+    if p >= 0 and joints[p, 2] > 0:  # R27: with quirks, a partner that comes earlier is already synthesised
         cands.append(out[:, p, :2] if quirks and p < j else np.broadcast_to(joints[p, :2], o.shape))
     dist = np.linalg.norm(np.stack(cands) - o, axis=2)  # (candidates, n): gt, swaps..., inv?
     kind = np.full(len(o), MISS)
@@ -84,8 +85,9 @@ def draw(joints, near, num_overlap, n, seed, quirks=True, box=BOX) -> np.ndarray
 
 
 # ----------------------------------------------------------------------------------------------- tables and radii
-def test_tables_match_spec() -> None:
-    # (num_valid, num_overlap) -> {joint: (jitter, miss, inv, swap)} straight from spec §5.3
+def test_tables_match_the_reference() -> None:
+    # (num_valid, num_overlap) -> {joint: (jitter, miss, inv, swap)}, written out from the reference's tables
+    # (replace_joint_img in its common/utils/posefix.py), rows by the number of valid joints, columns by joint group
     cases = {
         (17, 0): {0: (0.10, 0.02, 0.01, 0.01), 5: (0.15, 0.05, 0.03, 0.06), 11: (0.20, 0.10, 0.06, 0.03),
                   15: (0.10, 0.05, 0.06, 0.03), 8: (0.15, 0.10, 0.03, 0.06)},
@@ -115,7 +117,7 @@ def test_oks_radius_formula() -> None:
     for ks, factor in ((0.85, 0.5701), (0.5, 1.1774), (0.1, 2.1460)):
         d = oks_radius(ks, area)
         np.testing.assert_allclose(d, np.sqrt(-2 * area * two_sigma**2 * math.log(ks)), rtol=1e-12)
-        np.testing.assert_allclose(d, factor * two_sigma * math.sqrt(area), rtol=2e-4)  # spec's rounded factors
+        np.testing.assert_allclose(d, factor * two_sigma * math.sqrt(area), rtol=2e-4)  # d(ks) / (2σ√area) to 4 places
         np.testing.assert_allclose(np.exp(-(d**2) / (2 * area * two_sigma**2)), ks)  # the OKS of d is ks
 
 
@@ -135,7 +137,7 @@ def realistic_case() -> tuple[np.ndarray, np.ndarray]:
     joints = np.concatenate([xy, np.ones((17, 1))], axis=1)
     joints[[3, 10], 2] = 0
     near = np.stack([np.concatenate([xy + shift, np.ones((17, 1))], axis=1) for shift in ([35, 8], [-60, 30])])
-    near[1, 11:, :2] = 0  # unannotated joints of a neighbour stay at the origin (and count as valid, quirk #20)
+    near[1, 11:, :2] = 0  # a neighbour's unannotated joints stay at the origin (and count as valid: R34)
     return joints, near
 
 
@@ -231,11 +233,12 @@ def test_error_type_frequencies_match_tables(case: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- reference quirks
-def test_quirk_21_inv_follows_the_synthesised_partner() -> None:
-    """From the same seed, quirks on/off agree on every joint whose partner comes later, and on the others except
-    for outcomes drawn around the inv candidate (inv, or miss on its ring): those keep their offset from the partner
-    but around its synthesised (on) or original (off) position. A sample whose synthesised partner lands within
-    reach of the joint's own rings changes the rejection work, hence the stream, and is skipped."""
+def test_r27_inv_follows_the_synthesised_partner() -> None:
+    """docs/reference-differences.md R27. From the same seed, quirks on/off agree on every joint whose partner comes
+    later, and on the others except for outcomes drawn around the inv candidate (inv, or miss on its ring): those keep
+    their offset from the partner but around its synthesised (on) or original (off) position. A sample whose
+    synthesised partner lands within reach of the joint's own rings changes the rejection work, hence the stream, and
+    is skipped."""
     joints = separated_pose()
     near = separated_neighbours(joints, 0)
     first = (PARTNER < 0) | (PARTNER > np.arange(17))
@@ -258,9 +261,10 @@ def test_quirk_21_inv_follows_the_synthesised_partner() -> None:
     assert n_compared > 300 and n_inv > 20
 
 
-def test_quirk_22_empty_inv_slot_hides_first_swap_inv_candidate() -> None:
-    """Without an inv candidate the reference's swap sampling skips the first swap-inv candidate as a source: swaps
-    then land only on the neighbour's same joint. Fixed, they land on both neighbour joints equally often."""
+def test_r28_empty_inv_slot_hides_first_swap_inv_candidate() -> None:
+    """docs/reference-differences.md R28. Without an inv candidate the reference's swap sampling skips the first
+    swap-inv candidate as a source: swaps then land only on the neighbour's same joint. Fixed, they land on both
+    neighbour joints equally often."""
     valid = (np.arange(17) % 2 == 0).astype(float)  # odd joints invalid: even joints have no inv candidate
     joints = separated_pose(valid)
     near = separated_neighbours(joints, 1)
@@ -283,7 +287,8 @@ def test_quirk_22_empty_inv_slot_hides_first_swap_inv_candidate() -> None:
 
 # ----------------------------------------------------------------------------------------------- contested layouts
 def satisfies_some_type(o, cands, inv_idx, swap_skip, radii, eps=1e-3) -> bool:
-    """Whether outcome o meets the distance tests of at least one error type (spec §5.3 step 3)."""
+    """Whether outcome o meets the distance tests of at least one error type (the rejection rules of each error
+    type's ring: hap3d.data.posefix's module docstring)."""
     _, d50, d10 = radii
     dist = np.linalg.norm(cands - o, axis=1)
     others = lambda i: np.delete(dist, i)  # noqa: E731
@@ -324,12 +329,12 @@ def test_contested_outcomes_respect_the_distance_tests(quirks: bool) -> None:
 
 
 @pytest.mark.parametrize(("j", "quirks"), [(9, True), (9, False)])
-def test_matches_a_direct_transcription_of_the_spec(j: int, quirks: bool) -> None:
+def test_matches_a_direct_transcription_of_the_reference(j: int, quirks: bool) -> None:
     """The vectorised, lazily simulated sampler and a direct transcription (the data benchmark's baseline,
     benchmarks/reference_style.py) give the same outcome distribution in a
     crowded layout: each outcome is binned by its nearest candidate and OKS distance band, and the two histograms
     must pass a chi-square test. Joint 9's partner comes later, so the transcription can run it alone, and is invalid
-    while the neighbour's is not: the quirk #22 case."""
+    while the neighbour's is not: the case of docs/reference-differences.md R28."""
     from scipy.stats import chi2_contingency
 
     joints, near = realistic_case()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import pickle
 import sys
@@ -53,7 +51,9 @@ def write_chumpy_style_pickle(path, arrays, sparse=scipy.sparse.csc_matrix) -> N
             "J_regressor": sparse(arrays["J_regressor"].astype(np.float64)),
             "weights": mod.Ch(arrays["weights"].astype(np.float64)),
             "f": arrays["faces"].astype(np.uint32),
-            "kintree_table": np.stack([np.where(arrays["parents"] < 0, 4294967295, arrays["parents"]), np.arange(24)]).astype(np.int64),
+            "kintree_table": np.stack(
+                [np.where(arrays["parents"] < 0, 4294967295, arrays["parents"]), np.arange(24)]
+            ).astype(np.int64),
             "bs_type": "lrotmin",
         }
         path.write_bytes(pickle.dumps(data, protocol=2))
@@ -85,7 +85,8 @@ def test_coo_duplicates_add_up_and_bad_sparse_content_is_named(tmp_path, arrays)
     dense = arrays["J_regressor"].astype(np.float64)
     r, c = np.nonzero(dense)
     half = dense[r, c] / 2  # every entry stored twice, as halves: scipy sums duplicates
-    dup = scipy.sparse.coo_matrix((np.concatenate([half, half]), (np.concatenate([r, r]), np.concatenate([c, c]))), dense.shape)
+    entries = (np.concatenate([half, half]), (np.concatenate([r, r]), np.concatenate([c, c])))
+    dup = scipy.sparse.coo_matrix(entries, dense.shape)
     path = tmp_path / "SMPL_NEUTRAL.pkl"
     write_chumpy_style_pickle(path, arrays, lambda _: dup)
     np.testing.assert_allclose(load_smpl_arrays(path)["J_regressor"], dense, rtol=0, atol=1e-7)
@@ -145,7 +146,8 @@ def test_wrong_shapes_are_reported(tmp_path, arrays):
     bad = dict(arrays)
     bad["posedirs"] = arrays["posedirs"][..., :100]
     path = tmp_path / "smpl_neutral.npz"
-    np.savez(path, f=bad.pop("faces"), kintree_table=np.stack([bad["parents"], np.arange(24)]), **{k: v for k, v in bad.items() if k != "parents"})
+    np.savez(path, f=bad.pop("faces"), kintree_table=np.stack([bad["parents"], np.arange(24)]),
+             **{k: v for k, v in bad.items() if k != "parents"})
     with pytest.raises(Hap3dError, match="posedirs"):
         load_smpl_arrays(path)
 
@@ -186,6 +188,7 @@ def test_lbs_matches_numpy(arrays):
 def test_lbs_zero_pose_is_template_and_float32_close(arrays):
     smpl = SMPL(arrays)
     out = smpl(torch.zeros(2, 72), torch.zeros(2, 10))
-    torch.testing.assert_close(out.vertices, torch.from_numpy(arrays["v_template"]).expand(2, -1, -1), atol=2e-6, rtol=0)
+    template = torch.from_numpy(arrays["v_template"]).expand(2, -1, -1)
+    torch.testing.assert_close(out.vertices, template, atol=2e-6, rtol=0)
     j = torch.from_numpy(arrays["J_regressor"] @ arrays["v_template"])
     torch.testing.assert_close(out.joints[0], j, atol=2e-6, rtol=0)

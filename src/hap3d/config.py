@@ -42,13 +42,13 @@ REFERENCE_BACKBONE_NAMES = {"vit": "vit_b", "resnet": "resnet50"}  # the referen
 class ModelConfig:
     """Network architecture. ``None`` switches take the reference value under ``reference_compat``.
 
-    Reference-vs-fixed switches (see docs/reference-differences.md):
-      heatmap_downsample  'nearest' (reference: every 4th pixel) | 'area' (average over each 4x4 cell)
-      feature_downsample  'nearest' (reference: every 2nd token) | 'area' (2x2 average)
+    Reference-vs-fixed switches (docs/reference-differences.md R1-R5):
+      heatmap_downsample  'nearest' (reference: every 4th pixel) | 'area' (average over each 4x4 cell)    R3
+      feature_downsample  'nearest' (reference: every 2nd token) | 'area' (2x2 average)                    R4
       vit_conv_trainable  False (reference: vit_conv_layer, the 768->2048 1x1 conv after the ViT, stays at its
-                          random init) | True
-      vposer_dropout      True (reference: VPoser decoder dropout active in training) | False
-      input_norm          'none' (reference: [0,1] pixels) | 'imagenet' (mean/std of the 2D pre-training)
+                          random init) | True                                                               R1
+      vposer_dropout      True (reference: VPoser decoder dropout active in training) | False              R2
+      input_norm          'none' (reference: [0,1] pixels) | 'imagenet' (mean/std of the 2D pre-training)  R5
     """
 
     backbone: str = "vit_b"  # a BACKBONE_NAMES entry, or the reference's 'vit' / 'resnet'
@@ -152,7 +152,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         if name not in fields:
             near = difflib.get_close_matches(name, list(fields) + list(aliases), n=1)
             hint = f" Did you mean '{near[0]}'?" if near else ""
-            raise ConfigError(f"unknown config key '{where}{key}'.{hint} Known keys: {', '.join(sorted(fields))}", f"{where}{key}")
+            raise ConfigError(f"unknown config key '{where}{key}'.{hint} Known keys: {', '.join(sorted(fields))}",
+                              f"{where}{key}")
         kwargs[name] = _coerce(hints[name], value, f"{where}{key}")
     try:
         return cls(**kwargs)
@@ -268,7 +269,8 @@ def _set_path(data: dict[str, Any], path: list[str], value: Any, what: str) -> N
 class DataConfig:
     """Where the data live and how they are mixed. Dataset names as the reference spells them."""
 
-    root: str = "data"  # Human36M/, MuCo/, MSCOCO/ or coco/, MPII/data/ or mpii/data/, PW3D/data/, CrowdPose/ (docs/data.md)
+    # Human36M/, MuCo/, MSCOCO/ or coco/, MPII/data/ or mpii/data/, PW3D/data/, CrowdPose/ (docs/data.md)
+    root: str = "data"
     body_model_dir: str = "body_models"  # smpl/, J_regressor_*.npy, vposer/
     trainset_3d: list[str] = dataclasses.field(default_factory=lambda: ["Human36M", "MuCo"])
     trainset_2d: list[str] = dataclasses.field(default_factory=lambda: ["MSCOCO", "MPII"])
@@ -390,7 +392,8 @@ REFERENCE_KEYS = {
     "lr": "train", "lr_backbone": "train", "lr_dec_epoch": "train", "lr_dec_factor": "train",
     "end_epoch": "train", "train_batch_size": "train", "optimizer": "train",
     "test_batch_size": "eval",
-    "backbone_type": "model", "resnet_type": "model", "camera_3d_size": "model", "bbox_3d_size": "model", "sigma": "model",
+    "backbone_type": "model", "resnet_type": "model", "camera_3d_size": "model", "bbox_3d_size": "model",
+    "sigma": "model",
 }
 # The reference's other config attributes: legal there, no effect here. Accepted with a note.
 REFERENCE_IGNORED = {
@@ -466,7 +469,9 @@ def resolve_config_path(cfg: str | Path) -> Path:
     shipped = SHIPPED_CONFIGS / (path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml")
     if shipped.is_file():
         return shipped
-    raise ConfigError(f"config {str(cfg)!r} not found: neither a file nor a shipped config ({', '.join(shipped_configs())})")
+    raise ConfigError(
+        f"config {str(cfg)!r} not found: neither a file nor a shipped config ({', '.join(shipped_configs())})"
+    )
 
 
 def _file_data(path: str | Path) -> dict[str, Any]:
@@ -482,7 +487,8 @@ def _file_data(path: str | Path) -> dict[str, Any]:
         existing = _get_path(data, dest)
         if existing is not None and not _same_value(existing, value):
             raise ConfigError(
-                f"{path}: {key}: {value!r} contradicts {'.'.join(dest)}: {existing!r} in the same file; set one of them",
+                f"{path}: {key}: {value!r} contradicts {'.'.join(dest)}: {existing!r} in the same file; "
+                "set one of them",
                 ".".join(dest),
             )
         _set_path(data, dest, value, f"{path}: '{key}'")
@@ -509,7 +515,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         before = cli.get(dotted)
         if before is not None and before[0] != spelling and not _same_value(before[1], value):
             raise ConfigError(
-                f"{COMMAND_LINE}: override '{before[2]}' contradicts '{text}' (both set {dotted}); give one of them", dotted
+                f"{COMMAND_LINE}: override '{before[2]}' contradicts '{text}' (both set {dotted}); give one of them",
+                dotted,
             )
         _set_path(data, dest, value, f"override '{text}'")
         cli[dotted] = (spelling, value, text)

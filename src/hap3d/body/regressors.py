@@ -50,5 +50,6 @@ def smpl30_regressor(j_regressor: np.ndarray, j_regressor_extra: np.ndarray) -> 
         one_hot = np.zeros((1, v), dtype=np.float32)
         one_hot[0, SMPL30_FACE_VERTICES[name]] = 1.0
         rows.append(one_hot)
-    rows.append(np.asarray(j_regressor_extra[SMPL30_HEAD_TOP_EXTRA_ROW : SMPL30_HEAD_TOP_EXTRA_ROW + 1], dtype=np.float32))
+    head_top = j_regressor_extra[SMPL30_HEAD_TOP_EXTRA_ROW : SMPL30_HEAD_TOP_EXTRA_ROW + 1]
+    rows.append(np.asarray(head_top, dtype=np.float32))
     return np.concatenate(rows, axis=0)

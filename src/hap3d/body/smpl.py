@@ -28,7 +28,9 @@ GENDERS = ("neutral", "male", "female")
 
 # File names users have on disk, by gender, in the order they are looked for.
 SMPL_FILE_NAMES = {
-    "neutral": ("basicModel_neutral_lbs_10_207_0_v1.0.0.pkl", "SMPL_NEUTRAL.pkl", "smpl_neutral.npz", "SMPL_NEUTRAL.npz"),
+    "neutral": (
+        "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl", "SMPL_NEUTRAL.pkl", "smpl_neutral.npz", "SMPL_NEUTRAL.npz",
+    ),
     "male": ("basicModel_m_lbs_10_207_0_v1.0.0.pkl", "SMPL_MALE.pkl", "smpl_male.npz", "SMPL_MALE.npz"),
     "female": ("basicModel_f_lbs_10_207_0_v1.0.0.pkl", "SMPL_FEMALE.pkl", "smpl_female.npz", "SMPL_FEMALE.npz"),
 }
@@ -265,7 +267,8 @@ class SMPL(nn.Module):
     """Batched SMPL linear blend skinning, numerically equal to the reference's smplpytorch layer.
 
     Holds the model as float32 buffers (``th_*`` names as in the reference's ``human_model_layer``). They are
-    not persistent: the licensed body model is read from its own files, never stored in network checkpoints. Call with pose (B, 72) axis-angle, betas (B, <=K) and optional translation (B, 3).
+    not persistent: the licensed body model is read from its own files, never stored in network checkpoints. Call
+    with pose (B, 72) axis-angle, betas (B, <=K) and optional translation (B, 3).
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], num_betas: int = NUM_BETAS) -> None:
@@ -273,7 +276,8 @@ class SMPL(nn.Module):
         k = min(num_betas, arrays["shapedirs"].shape[-1])
         self.num_betas = k
         self.register_buffer("th_v_template", torch.from_numpy(arrays["v_template"]).unsqueeze(0), persistent=False)
-        self.register_buffer("th_shapedirs", torch.from_numpy(np.ascontiguousarray(arrays["shapedirs"][..., :k])), persistent=False)
+        shapedirs = np.ascontiguousarray(arrays["shapedirs"][..., :k])
+        self.register_buffer("th_shapedirs", torch.from_numpy(shapedirs), persistent=False)
         self.register_buffer("th_posedirs", torch.from_numpy(arrays["posedirs"]), persistent=False)
         self.register_buffer("th_J_regressor", torch.from_numpy(arrays["J_regressor"]), persistent=False)
         self.register_buffer("th_weights", torch.from_numpy(arrays["weights"]), persistent=False)
@@ -350,7 +354,9 @@ class GenderedSMPL(nn.Module):
     def from_dir(cls, body_model_dir: str | Path) -> "GenderedSMPL":
         return cls({g: SMPL.from_dir(body_model_dir, g) for g in GENDERS})
 
-    def forward(self, pose: torch.Tensor, betas: torch.Tensor, trans: torch.Tensor, gender: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, pose: torch.Tensor, betas: torch.Tensor, trans: torch.Tensor, gender: torch.Tensor
+    ) -> torch.Tensor:
         """(B, V, 3) vertices, each sample through the model of its gender (GENDERS order)."""
         out = pose.new_zeros(pose.shape[0], self.layers[0].th_v_template.shape[1], 3)
         for g, layer in enumerate(self.layers):

@@ -26,10 +26,9 @@ if TYPE_CHECKING:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from hap3d.config import parse_override
     from hap3d.model import build_model
     from hap3d.model.checkpoint import infer_model_config, load_model_checkpoint, read_checkpoint, save_model_checkpoint
-
-    from hap3d.config import parse_override
 
     raw = read_checkpoint(args.input)
     overrides = {}
@@ -277,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a checkpoint. KEY=VALUE config overrides may come anywhere on the "
                                    "command line.")
     e.add_argument("--ckpt", required=True,
-                   help="hap3d .safetensors, a training state (<run>/checkpoints/last.pt) or a reference snapshot_N.pth.tar")
+                   help="hap3d .safetensors, a training state (<run>/checkpoints/last.pt) or a reference "
+                        "snapshot_N.pth.tar")
     e.add_argument("--cfg", help="YAML config for data paths and batch size (default: <run>/config.yaml when --ckpt "
                                  "lies in <run>/checkpoints/, else the built-in defaults)")
     e.add_argument("--testset", help="test set: a registered dataset with an evaluation, PW3D (3DPW) the one so far "
@@ -422,4 +422,6 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-__all__ = ["build_parser", "cmd_data_check", "cmd_data_synth", "eval_out_dir", "format_data_report", "main", "parse_args"]
+__all__ = [
+    "build_parser", "cmd_data_check", "cmd_data_synth", "eval_out_dir", "format_data_report", "main", "parse_args",
+]

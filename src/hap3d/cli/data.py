@@ -23,7 +23,9 @@ def _cmd_body_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data_synth(out: str | os.PathLike, body_model_dir: str | os.PathLike | None = None, size: str = "small", seed: int = 0) -> int:
+def cmd_data_synth(
+    out: str | os.PathLike, body_model_dir: str | os.PathLike | None = None, size: str = "small", seed: int = 0
+) -> int:
     """``hap3d data synth``: write the datasets (and, without a body-model folder, the procedural body model into
     ``out/body_model``), print what was written; exit code 0."""
     from hap3d.data import written_dataset_root
@@ -38,7 +40,8 @@ def cmd_data_synth(out: str | os.PathLike, body_model_dir: str | os.PathLike | N
     counts = write_synthetic_datasets(out, body, size, seed)
     for name, n in counts.items():
         print(f"  {name}: {n} annotations in {written_dataset_root(out, name)}")
-    print(f"wrote synthetic datasets (NOT the real ones) in the real formats to {out} ({time.perf_counter() - start:.1f} s)")
+    elapsed = time.perf_counter() - start
+    print(f"wrote synthetic datasets (NOT the real ones) in the real formats to {out} ({elapsed:.1f} s)")
     return 0
 
 
@@ -124,7 +127,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="dataset utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)
     ds = dsub.add_parser("synth", help="write small synthetic datasets in the real on-disk formats")
-    ds.add_argument("--out", required=True, help="data root to write (Human36M/, MuCo/, MSCOCO/, MPII/, PW3D/)")
+    ds.add_argument("--out", required=True, help="data root to write, in the lowercase tree of docs/data.md "
+                                                 "(Human36M/, MuCo/, coco/, mpii/data/, PW3D/data/, CrowdPose/)")
     ds.add_argument("--size", default="tiny", choices=["tiny", "small", "medium", "large"],
                     help="tiny: tests; small, medium: the quickstart budgets; large: a few thousand samples "
                          "(default: %(default)s)")
@@ -140,9 +144,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                   "under its data.root, with its body model and reference_compat")
     dc.add_argument("--body-model-dir", help="to spot-check training samples with their SMPL-fit targets "
                                              "(default: the --cfg's, else <root>/body_model when there)")
-    dc.add_argument("--datasets", nargs="*", help="only these (default: those of --cfg, else HAP's and any other found)")
+    dc.add_argument("--datasets", nargs="*",
+                    help="only these (default: those of --cfg, else HAP's and any other found)")
     dc.add_argument("--reference-compat", action=argparse.BooleanOptionalAction, default=None,
-                    help="read the data with the reference's quirks (default: the --cfg's model.reference_compat, else on)")
+                    help="read the data with the reference's quirks (default: the --cfg's model.reference_compat, "
+                         "else on)")
     dc.add_argument("--allow-missing-images", action="store_true",
                     help="report missing images as a warning, not a failure (training replaces their samples)")
     dc.set_defaults(func=_cmd_data_check)

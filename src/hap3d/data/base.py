@@ -114,7 +114,9 @@ class PackedRecords(Sequence[PersonRecord]):
         self._fit = np.zeros((n, 85), np.float32)
         for i, r in enumerate(records):
             if r.fit is not None:
-                self._fit[i] = np.concatenate([r.fit["pose"].reshape(72), r.fit["shape"].reshape(10), r.fit["trans"].reshape(3)])
+                self._fit[i] = np.concatenate(
+                    [r.fit["pose"].reshape(72), r.fit["shape"].reshape(10), r.fit["trans"].reshape(3)]
+                )
         # name -> (values, present) or None when no record has the field
         self._optional: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
         for name in self.OPTIONAL:
@@ -124,8 +126,10 @@ class PackedRecords(Sequence[PersonRecord]):
                 self._optional[name] = None
                 continue
             if name == "world_to_cam":
-                values = [None if v is None else np.concatenate([np.asarray(v[0]).reshape(9), np.asarray(v[1]).reshape(3)])
-                          for v in values]
+                values = [
+                    None if v is None else np.concatenate([np.asarray(v[0]).reshape(9), np.asarray(v[1]).reshape(3)])
+                    for v in values
+                ]
             given = np.stack([v for v in values if v is not None]).astype(np.float32)
             column = np.zeros((n, *given.shape[1:]), np.float32)
             column[present] = given
@@ -155,7 +159,8 @@ class PackedRecords(Sequence[PersonRecord]):
                       for p, c in zip(parts, columns)]
             out._optional[name] = (np.concatenate([f[0] for f in filled]), np.concatenate([f[1] for f in filled]))
         offsets = np.cumsum([0] + [len(p._near) for p in parts[:-1]])
-        out._near_start = np.concatenate([[0]] + [p._near_start[1:] + o for p, o in zip(parts, offsets)]).astype(np.int64)
+        starts = [[0]] + [p._near_start[1:] + o for p, o in zip(parts, offsets)]
+        out._near_start = np.concatenate(starts).astype(np.int64)
         return out
 
     def __len__(self) -> int:
@@ -183,7 +188,10 @@ class PackedRecords(Sequence[PersonRecord]):
             joints=self._joints[i].copy(),
             valid=self._valid[i].copy(),
             joint_cam=opt("joint_cam"),
-            fit={"pose": fit[:72].copy(), "shape": fit[72:82].copy(), "trans": fit[82:].copy()} if self._has_fit[i] else None,
+            fit=(
+                {"pose": fit[:72].copy(), "shape": fit[72:82].copy(), "trans": fit[82:].copy()}
+                if self._has_fit[i] else None
+            ),
             focal=opt("focal"),
             princpt=opt("princpt"),
             world_to_cam=None if w2c is None else (w2c[:9].reshape(3, 3), w2c[9:]),
@@ -321,7 +329,9 @@ class TrainDataset(torch.utils.data.Dataset):
         inp = np.concatenate([xy_crop, np.ones_like(valid) if self.is_3d else valid], 1)
         coco = convert_joints(inp, self.joint_set, "coco17")
         near = self._near_joints(rec, crop.img2bb)
-        synth = synthesize_pose(coco, rec.tight_bbox, near, len(rec.near_joints), crop.img2bb, rng, self.reference_compat)
+        synth = synthesize_pose(
+            coco, rec.tight_bbox, near, len(rec.near_joints), crop.img2bb, rng, self.reference_compat
+        )
         inp = replace_joints(inp, synth, get_joint_set(self.joint_set).joints, self.replace_idx)
         inp64 = to_heatmap_space(inp[:, :2]).astype(np.float32)
 
@@ -375,7 +385,8 @@ class TrainDataset(torch.utils.data.Dataset):
         }
 
     def _near_joints(self, rec: PersonRecord, img2bb: np.ndarray) -> np.ndarray:
-        """Other people's COCO17 joints in crop pixels, all marked valid and not flipped (reference behaviour)."""
+        """Other people's COCO17 joints in crop pixels, all marked valid and not flipped, as the reference's
+        (docs/reference-differences.md R34)."""
         if not rec.near_joints:
             return np.zeros((1, 17, 3), np.float32)
         out = np.ones((len(rec.near_joints), 17, 3), np.float32)

@@ -59,11 +59,14 @@ def read_neuralannot(path: Path, extra: tuple[str, ...] = ()) -> dict[int, dict[
             raise DataError(f"{path}: key {key!r} is not an annotation id (an integer)") from None
         smpl = read_fit(require(entry, "smpl_param", path, where), path, where + ".smpl_param")
         cam = require(entry, "cam_param", path, where)
-        intrinsics = {k: as_array(require(cam, k, path, where + ".cam_param"), (2,), path, f"{where}.cam_param.{k}", finite=False)
-                      for k in ("focal", "princpt")}
+        intrinsics = {
+            k: as_array(require(cam, k, path, where + ".cam_param"), (2,), path, f"{where}.cam_param.{k}", finite=False)
+            for k in ("focal", "princpt")
+        }
         numbers = {k: optional_number(entry, k, path, where) for k in extra}
         if smpl is not None and not all(np.isfinite(v).all() for v in intrinsics.values()):
-            log.warning("%s: %s.cam_param has a null, NaN or infinite value; the person is used without a fit", path, where)
+            log.warning("%s: %s.cam_param has a null, NaN or infinite value; the person is used without a fit",
+                        path, where)
             smpl = None
         missing = [k for k, v in numbers.items() if v is None]
         if smpl is not None and missing:
@@ -121,7 +124,8 @@ class CocoStyleDataset(TrainDataset):
             counts["annotations"] += 1
             image_id = require_int(ann, "image_id", path, where)
             img, iwhere = images.find(image_id, where)
-            kps = as_array(require(ann, "keypoints", path, where), (self.num_keypoints, 3), path, where + " 'keypoints'")
+            kps = as_array(require(ann, "keypoints", path, where), (self.num_keypoints, 3), path,
+                           where + " 'keypoints'")
             reason = self.drop_reason(ann, kps)
             if reason is not None:
                 counts[reason] += 1

@@ -6,7 +6,7 @@ Files under ``root`` (``CrowdPose``; declared in :data:`LAYOUT`)::
     annotations/CrowdPose_train_SMPL_NeuralAnnot.json    {ann_id: {smpl_param, cam_param, fit_err}}
     images/<file_name>
 
-Reference differences (docs/reference-differences.md, "Data switches"), reproduced only under ``reference_compat``:
+Reference differences (docs/reference-differences.md R24-R26), reproduced only under ``reference_compat``:
 
 * the annotated image width and height are swapped. That undid the reversed sizes of the
   ``crowdpose_train.json`` release it was built on; upstream corrected the file in 2021

@@ -97,7 +97,8 @@ class FitTargets:
     def missing(num_joints: int = 30) -> "FitTargets":
         """Zero-filled targets for a sample without a fit (is_valid_fit = 0)."""
         z = np.zeros((num_joints, 3), np.float32)
-        return FitTargets(z, z.copy(), np.zeros((num_joints, 1), np.float32), np.zeros(72, np.float32), np.zeros(10, np.float32), None, 0.0)
+        return FitTargets(z, z.copy(), np.zeros((num_joints, 1), np.float32), np.zeros(72, np.float32),
+                          np.zeros(10, np.float32), None, 0.0)
 
 
 def compute_fit_targets(

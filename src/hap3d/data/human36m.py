@@ -18,7 +18,7 @@ rotation into the root and re-derives the translation (``PersonRecord.world_to_c
 
 ``reference_compat`` changes nothing here: the reference reader has no quirk with a numerical effect beyond
 those :class:`~hap3d.data.base.TrainDataset` handles for every set (the input joint mask is the ground-truth
-truncation mask; docs/reference-differences.md).
+truncation mask; docs/reference-differences.md R33).
 
 Records are stored column-wise (:class:`~hap3d.data.base.PackedRecords`): ~300k people as a few arrays.
 """
@@ -108,8 +108,8 @@ class Human36M(TrainDataset):
         if split not in SPLITS:
             raise ValueError(f"unknown Human36M split {split!r}; known: {', '.join(SPLITS)}")
         self.split = split
-        super().__init__(root, fit_model, reference_compat, seed, strict, split == "train" if augment is None else augment,
-                         bbox_3d_size)
+        augment = split == "train" if augment is None else augment
+        super().__init__(root, fit_model, reference_compat, seed, strict, augment, bbox_3d_size)
 
     def annotation_file(self, subject: int, kind: str) -> Path:
         return self.layout.path(self.root, subject_file_key(subject, kind))
@@ -117,7 +117,8 @@ class Human36M(TrainDataset):
     def load(self) -> PackedRecords:
         split = self.layout.splits[self.split]
         self.filter_counts = dict.fromkeys(
-            ("annotations", "other_frame", "other_camera", "degenerate_bbox", "kept", "kept_without_fit", "fit_non_finite"), 0
+            ("annotations", "other_frame", "other_camera", "degenerate_bbox", "kept", "kept_without_fit",
+             "fit_non_finite"), 0
         )
         records = PackedRecords.concat([self._load_subject(s, split.every, split.cameras) for s in split.subjects])
         c = self.filter_counts
@@ -169,7 +170,8 @@ class Human36M(TrainDataset):
             if cam_idx not in camera_cache:
                 camera_cache[cam_idx] = self._camera(cams_raw, cam_idx, cam_path, iwhere)
             rot, t, focal, princpt = camera_cache[cam_idx]
-            key = tuple(str(require_int(img, k, data_path, iwhere)) for k in ("action_idx", "subaction_idx")) + (str(frame),)
+            action, subaction = (str(require_int(img, k, data_path, iwhere)) for k in ("action_idx", "subaction_idx"))
+            key = (action, subaction, str(frame))
             world = self._lookup(joints_raw, key, joint_path, iwhere)
             joint_cam = as_array(world, (17, 3), joint_path, "joints " + "/".join(key)) @ rot.T + t[None]
 
@@ -196,7 +198,9 @@ class Human36M(TrainDataset):
         return PackedRecords(out)
 
     @staticmethod
-    def _camera(cams: object, cam_idx: str, path: Path, needed_by: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _camera(
+        cams: object, cam_idx: str, path: Path, needed_by: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(R, t mm, focal, principal point) of one camera."""
         if not isinstance(cams, dict) or cam_idx not in cams:
             raise DataError(f"{path}: no camera '{cam_idx}' (needed by {needed_by})")
@@ -220,7 +224,9 @@ class Human36M(TrainDataset):
             if k not in node:
                 if missing_ok:
                     return None
-                raise DataError(f"{path}: no entry for {level} '{k}' at {'/'.join(key[:depth + 1])} (needed by {needed_by})")
+                raise DataError(
+                    f"{path}: no entry for {level} '{k}' at {'/'.join(key[:depth + 1])} (needed by {needed_by})"
+                )
             node = node[k]
         return node
 

@@ -79,7 +79,8 @@ def _kind(value: Any) -> str:
     """A JSON value's type as the file spells it, for messages."""
     if value is None:
         return "null"
-    return {bool: "a boolean", str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    names = {bool: "a boolean", str: "a string", list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
 
 
 def require(record: Any, key: str, path: Path | str, where: str) -> Any:

@@ -43,7 +43,9 @@ class BalancedMix(Dataset):
     block, and a group that is not cycled (visit 0) gives the same samples as indexing its datasets directly.
     """
 
-    def __init__(self, datasets_groups: Sequence[Dataset], weights: Sequence[float] | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, datasets_groups: Sequence[Dataset], weights: Sequence[float] | None = None, seed: int = 0
+    ) -> None:
         if not datasets_groups:
             raise ValueError("BalancedMix needs at least one dataset group")
         self.groups = list(datasets_groups)

@@ -8,7 +8,7 @@ Files under ``root``, the folder holding ``annotations/`` (the reference's ``MPI
     annotations/MPII_train_SMPL_NeuralAnnot.json    {ann_id: {smpl_param, cam_param}}
     <file_name>                                     images (file_name as written in train.json: images/...)
 
-Reference difference (docs/reference-differences.md, "MPII SMPL-fit targets"): under ``reference_compat`` the
+Reference difference (docs/reference-differences.md R23): under ``reference_compat`` the
 fit targets of MPII skip the rotation augmentation (root pose and fit joints) and ``fit_joint_cam`` holds
 *absolute* camera-frame joints in metres, while the loss compares it with root-relative predictions. Every other
 training set rotates and centres its fit, so with ``reference_compat: false`` MPII does too

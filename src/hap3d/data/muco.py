@@ -8,7 +8,7 @@ Files under ``root`` (the ``MuCo`` folder; declared in :data:`LAYOUT`)::
     data/augmented_set/, data/unaugmented_set/   images
 
 Only the person closest to the camera (smallest pelvis depth) of each composite image is a sample, as in the
-reference (docs/reference-differences.md); the others whose tight boxes overlap it (IoU >= 0.1) are its PoseFix
+reference (docs/reference-differences.md R36); the others whose tight boxes overlap it (IoU >= 0.1) are its PoseFix
 near people.
 
 ``reference_compat`` changes nothing here: the reference reader has no quirk with a numerical effect beyond
@@ -82,8 +82,8 @@ class MuCo(TrainDataset):
             by_image.setdefault(image_id, []).append((k, ann))
 
         counts = self.filter_counts = dict.fromkeys(
-            ("images", "images_without_people", "annotations", "not_closest", "degenerate_bbox", "kept", "kept_without_fit",
-             "fit_non_finite"), 0
+            ("images", "images_without_people", "annotations", "not_closest", "degenerate_bbox", "kept",
+             "kept_without_fit", "fit_non_finite"), 0
         )
         records = []
         for image_id, (img, iwhere) in ImageIndex(db, path).items():
@@ -126,8 +126,8 @@ class MuCo(TrainDataset):
             )
         if by_image:
             image_id, [(k, ann), *_] = next(iter(by_image.items()))
-            raise DataError(f"{path}: annotation {ann['id']} (annotations[{k}]) refers to image_id {image_id}, which is "
-                            f"not in 'images' ({len(by_image)} such image ids)")
+            raise DataError(f"{path}: annotation {ann['id']} (annotations[{k}]) refers to image_id {image_id}, "
+                            f"which is not in 'images' ({len(by_image)} such image ids)")
         log.info(
             "MuCo: %d samples from %d images (%d without SMPL fit, %d of them for a non-finite fit); %d other people "
             "not used as samples, %d degenerate boxes, %d images without people", counts["kept"], counts["images"],

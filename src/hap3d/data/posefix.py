@@ -164,11 +164,10 @@ def synthesize_pose(
     the ``inv`` candidate (the partner's position). So joints are drawn in two vectorised batches, first those whose
     partner comes later (or that have none), then those whose partner comes earlier, which is the same dependence.
 
-    ``reference_quirks`` keeps two reference behaviours (docs/reference-differences.md, the PoseFix rows of "Data
-    switches"): the ``inv`` candidate of a joint whose partner comes earlier is the partner's already-corrupted
-    position, and when there is no ``inv`` candidate the swap sampling still skips and references the candidate in
-    the inv slot (the first swap-inv one). ``False`` uses the partner's original position and ignores the inv slot
-    when it is empty.
+    ``reference_quirks`` keeps two reference behaviours (docs/reference-differences.md R27, R28): the ``inv``
+    candidate of a joint whose partner comes earlier is the partner's already-corrupted position, and when there is
+    no ``inv`` candidate the swap sampling still skips and references the candidate in the inv slot (the first
+    swap-inv one). ``False`` uses the partner's original position and ignores the inv slot when it is empty.
     """
     joints = np.asarray(coco_joints, dtype=np.float64)[:NUM_KPS]
     near = np.asarray(near_joints, dtype=np.float64)[:, :NUM_KPS]

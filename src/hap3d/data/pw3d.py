@@ -157,14 +157,16 @@ class PW3D(torch.utils.data.Dataset):
             gender = require_str(smpl, "gender", path, f"{where} smpl_param")
             if gender not in GENDER_IDS:
                 raise DataError(f"{path}: {where} smpl_param.gender is {gender!r}, expected male/female/neutral")
-            openpose = as_array(require(ann, "openpose_result", path, where), (18, 3), path, f"{where} 'openpose_result'")
+            openpose = as_array(require(ann, "openpose_result", path, where), (18, 3), path,
+                                f"{where} 'openpose_result'")
             openpose = add_midpoint(openpose, openpose19, "L_Hip", "R_Hip")
             joints, joint_set = openpose, "openpose19"
             if hhrnet is not None:
                 entry = hhrnet.get(str(aid))
                 if entry is not None:
                     hwhere = f"entry {aid}"
-                    coco = as_array(require(entry, "coco_joints", hpath, hwhere), (17, 3), hpath, f"{hwhere} 'coco_joints'")
+                    coco = as_array(require(entry, "coco_joints", hpath, hwhere), (17, 3), hpath,
+                                    f"{hwhere} 'coco_joints'")
                     coco = add_midpoint(coco, coco17, "L_Hip", "R_Hip")
                     joints = add_midpoint(coco, coco17 + ("Pelvis",), "L_Shoulder", "R_Shoulder")
                 else:  # reference fallback: the OpenPose joints, renamed to the COCO19 set
@@ -183,8 +185,10 @@ class PW3D(torch.utils.data.Dataset):
                     trans=as_array(require(smpl, "trans", path, swhere), (3,), path, f"{swhere}.trans"),
                     gender=gender,
                     sequence=seq,
-                    focal=as_array(require(cam, "focal", path, f"{iwhere} cam_param"), (2,), path, f"{iwhere} cam_param.focal"),
-                    princpt=as_array(require(cam, "princpt", path, f"{iwhere} cam_param"), (2,), path, f"{iwhere} cam_param.princpt"),
+                    focal=as_array(require(cam, "focal", path, f"{iwhere} cam_param"), (2,), path,
+                                   f"{iwhere} cam_param.focal"),
+                    princpt=as_array(require(cam, "princpt", path, f"{iwhere} cam_param"), (2,), path,
+                                     f"{iwhere} cam_param.princpt"),
                     input_joints=joints.astype(np.float32),
                     input_set=joint_set,
                 )
@@ -200,7 +204,8 @@ class PW3D(torch.utils.data.Dataset):
         box = joints_bbox(joints[:, :2], valid)
         if box is None:
             self.gt_box_crops += 1
-            log.warning("3DPW annotation %d: no input joint above %.2f confidence; cropping at the GT box", rec.aid, self.conf_thr)
+            log.warning("3DPW annotation %d: no input joint above %.2f confidence; cropping at the GT box",
+                        rec.aid, self.conf_thr)
             return rec.bbox
         h, w = rec.img_size
         return process_bbox(box, w, h, keep_degenerate=True)

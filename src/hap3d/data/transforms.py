@@ -47,7 +47,8 @@ def process_bbox(
 
 
 def joints_bbox(joints_xy: np.ndarray, valid: np.ndarray, extend: float = JOINT_BBOX_EXTEND) -> np.ndarray | None:
-    """Extent of the valid joints, each side scaled by ``extend`` about the centre (float32 xywh); None if none valid."""
+    """Extent of the valid joints, each side scaled by ``extend`` about the centre (float32 xywh); None if none is
+    valid."""
     sel = np.asarray(valid).reshape(-1) == 1
     if not sel.any():
         return None
@@ -136,7 +137,8 @@ def crop_image(img: np.ndarray, bbox: np.ndarray, aug: Augmentation = NO_AUGMENT
     size = (float(bbox[2]), float(bbox[3]))
     fwd = crop_affine((cx, cy), size, aug.scale, aug.rot, out_size)
     inv = crop_affine((cx, cy), size, aug.scale, aug.rot, out_size, inverse=True)
-    corners = np.array([[0, 0, 1], [out_size - 1, 0, 1], [0, out_size - 1, 1], [out_size - 1, out_size - 1, 1]], np.float64)
+    last = out_size - 1
+    corners = np.array([[0, 0, 1], [last, 0, 1], [0, last, 1], [last, last, 1]], np.float64)
     foot = corners @ inv.astype(np.float64).T  # crop corners in (flipped) source pixels
     x0, y0 = (max(int(np.floor(v)) - 2, 0) for v in foot.min(0))
     x1, y1 = min(int(np.ceil(foot[:, 0].max())) + 3, w), min(int(np.ceil(foot[:, 1].max())) + 3, h)

@@ -225,7 +225,8 @@ def render_views(image: np.ndarray, people: list[PersonPrediction], faces: np.nd
         return image, np.full((512, 512, 3), 255, np.uint8)
     meshes = [(p.vertices, faces, person_colour(p.person_index)) for p in people]
     cams = [Camera(p.focal, p.focal, float(p.princpt[0]), float(p.princpt[1])) for p in people]
-    return render_overlay(image, meshes, cams, backend=backend), render_side_view(meshes, camera=cams[0], backend=backend)
+    overlay = render_overlay(image, meshes, cams, backend=backend)
+    return overlay, render_side_view(meshes, camera=cams[0], backend=backend)
 
 
 def write_item(out: Path, views: tuple[np.ndarray, np.ndarray], people: list[PersonPrediction], faces: np.ndarray,

@@ -289,7 +289,8 @@ def setup_venv(venv: str | os.PathLike | None = None, base_python: str | os.Path
             (venv / ".gitignore").write_text("*\n")  # as Python >= 3.13 does: a venv inside a checkout stays out of git
         echo(f"installing mediapipe=={MEDIAPIPE_VERSION} and its dependencies (about 1 GB) into {venv}")
         pinned = ["-c", str(Path(constraints).resolve())] if constraints else []
-        _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *pinned, f"mediapipe=={MEDIAPIPE_VERSION}"],
+        _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *pinned,
+              f"mediapipe=={MEDIAPIPE_VERSION}"],
              echo, f" (mediapipe {MEDIAPIPE_VERSION} has wheels for CPython 3.9-3.12 on Linux, macOS and Windows; "
                    "--base-python picks the python that creates the venv)")
     version = MediaPipeDetector(python).check()

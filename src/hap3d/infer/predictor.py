@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hap3d.data.transforms import apply_affine, crop_image, inside_mask, joints_bbox, process_bbox, to_heatmap_space
 from hap3d.body.joints import convert_joints
+from hap3d.data.transforms import apply_affine, crop_image, inside_mask, joints_bbox, process_bbox, to_heatmap_space
 from hap3d.infer.keypoints import coco19_from_coco17
 from hap3d.model.hap import HapModel
 from hap3d.precision import autocast, check_amp
@@ -64,7 +64,9 @@ class PreparedPerson:
 class Predictor:
     """Run a :class:`HapModel` on images with 2D keypoints (the Python API behind ``hap3d demo``)."""
 
-    def __init__(self, model: HapModel, device: str | torch.device = "cpu", amp: str = "auto", batch_size: int = 16) -> None:
+    def __init__(
+        self, model: HapModel, device: str | torch.device = "cpu", amp: str = "auto", batch_size: int = 16
+    ) -> None:
         """``amp='auto'`` uses bf16 autocast where the hardware runs it natively (see tests/test_model.py for
         the tolerance it keeps against fp32) and fp32 elsewhere. ``batch_size``: crops per model forward."""
         if batch_size < 1:
@@ -75,7 +77,9 @@ class Predictor:
         self.batch_size = batch_size
         self.faces: np.ndarray = self.model.smpl.faces.cpu().numpy()  # (F, 3), once: every render and export uses it
 
-    def prepare(self, image_rgb: np.ndarray, people: list[np.ndarray]) -> tuple[list[PreparedPerson], list[tuple[int, str]]]:
+    def prepare(
+        self, image_rgb: np.ndarray, people: list[np.ndarray]
+    ) -> tuple[list[PreparedPerson], list[tuple[int, str]]]:
         """Filter and crop people as the reference demo does; every skipped person comes with its reason."""
         h, w = image_rgb.shape[:2]
         img = image_rgb.astype(np.float32)

@@ -43,7 +43,7 @@ class HapModel(nn.Module):
         self.backbone: nn.Module = spec.build(cfg)
         late_dim = self.backbone.late_channels
         # The 1x1 conv between a ViT and the heads; its parameter names (vit_conv_layer.*) are fixed by the released
-        # HAP checkpoints. Under reference_compat it stays at its random init (docs/reference-differences.md).
+        # HAP checkpoints. Under reference_compat it stays at its random init (docs/reference-differences.md R1).
         self.vit_conv_layer: nn.Conv2d | None = None
         if spec.vit_conv_layer:
             self.vit_conv_layer = nn.Conv2d(late_dim, cfg.vit_conv_dim, 1)

@@ -147,7 +147,8 @@ meaningless as human meshes.
 How it is made: vertices scattered on capsules around the 24 SMPL bones of a 1.7 m T-pose (plus spheres at the
 hands, feet and head) from fixed random seeds (neutral {neutral}, male {male}, female {female}); two-joint skinning
 weights; random shape and pose blend shapes; joint regressors averaging the 32 vertices nearest each joint; the
-faces are the convex hulls of the limb vertex groups (a coarse closed surface). VPoser weights are seeded pseudo-random numbers
+faces are the convex hulls of the limb vertex groups (a coarse closed surface). VPoser weights are seeded \
+pseudo-random numbers
 (salt {salt!r}). The same inputs always give the same files.
 
 To use the real assets, keep this layout and replace:
@@ -181,7 +182,9 @@ def strip_faces(num_vertices: int, num_faces: int = NUM_FACES) -> np.ndarray:
     return np.where((np.arange(num_faces) % 2 == 0)[:, None], even, odd) % num_vertices
 
 
-def hull_faces(vertices: np.ndarray, num_groups: int, face_vertex_ids: Sequence[int], num_faces: int = NUM_FACES) -> np.ndarray:
+def hull_faces(
+    vertices: np.ndarray, num_groups: int, face_vertex_ids: Sequence[int], num_faces: int = NUM_FACES
+) -> np.ndarray:
     """A renderable surface for the procedural model: the outward-oriented convex hull of each limb's vertex
     group (vertex i belongs to group i mod num_groups; the face keypoints to the head sphere), padded with
     degenerate triangles to ``num_faces`` so the file keeps SMPL's face count. Interior vertices stay unused."""
@@ -207,9 +210,9 @@ def synth_smpl_arrays(
 ) -> dict[str, np.ndarray]:
     """The procedural model of one gender as npz-style SMPL arrays.
 
-    Arithmetic is float64 in a fixed order, cast at the end, so the arrays are bit-identical on every machine. Returns ``v_template`` (V,3),
-    ``shapedirs`` (V,3,10), ``posedirs`` (V,3,207), dense ``J_regressor`` (24,V), ``weights`` (V,24) as float32,
-    ``kintree_table`` (2,24) uint32 and ``f`` (13776,3) int32.
+    Arithmetic is float64 in a fixed order, cast at the end, so the arrays are bit-identical on every machine.
+    Returns ``v_template`` (V,3), ``shapedirs`` (V,3,10), ``posedirs`` (V,3,207), dense ``J_regressor`` (24,V),
+    ``weights`` (V,24) as float32, ``kintree_table`` (2,24) uint32 and ``f`` (13776,3) int32.
     """
     if gender not in GENDERS:
         raise Hap3dError(f"unknown gender {gender!r}; expected one of {', '.join(GENDERS)}")
@@ -296,7 +299,10 @@ def synth_regressors(
     Each row averages the ``k`` vertices of the neutral template nearest its target point.
     """
     targets = REGRESSOR_TARGETS if targets is None else targets
-    return {name: nearest_vertex_regressor(v_template_neutral, np.asarray(pts, np.float64), k) for name, pts in targets.items()}
+    return {
+        name: nearest_vertex_regressor(v_template_neutral, np.asarray(pts, np.float64), k)
+        for name, pts in targets.items()
+    }
 
 
 def synth_vposer_state_dict(

@@ -39,7 +39,8 @@ def write_coco(kit: BodyKit, root: Path, plan: dict[str, int], rng: np.random.Ge
         kind = k % 4
         n = 1 if kind == 0 else int(rng.integers(2, 4)) if kind == 1 else int(rng.integers(1, 3))
         far = int(rng.integers(4, 7)) if kind == 2 else int(kind == 3)
-        scene, people, distant = photo_scene(kit, rng, ((640, 480), (480, 640), (640, 427), (612, 612)), n, kind == 1, far, True)
+        sizes = ((640, 480), (480, 640), (640, 427), (612, 612))
+        scene, people, distant = photo_scene(kit, rng, sizes, n, kind == 1, far, True)
         height, width = scene.depth.shape
         image_id = 1000 + 37 * k
         file_name = f"{image_id:012d}.jpg"

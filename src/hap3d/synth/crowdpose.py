@@ -48,7 +48,9 @@ def crowd_index(keypoints: Sequence[np.ndarray], boxes: Sequence[Sequence[float]
     return float(np.mean(ratios)) if ratios else 0.0
 
 
-def _noisy_fits(kit: BodyKit, rng: np.random.Generator, camera: Camera, records: list[tuple[dict, Person | None]]) -> dict[int, dict]:
+def _noisy_fits(
+    kit: BodyKit, rng: np.random.Generator, camera: Camera, records: list[tuple[dict, Person | None]]
+) -> dict[int, dict]:
     """NeuralAnnot-style entries for the labeled people of ``records`` (by index): the true parameters with body-pose
     noise of random size, and ``fit_err`` = the fit's mean reprojection error in pixels over the labeled joints."""
     idx = [i for i, (a, p) in enumerate(records) if p is not None and a["num_keypoints"] > 0]
@@ -82,7 +84,8 @@ def write_crowdpose(kit: BodyKit, root: Path, plan: dict[str, int], rng: np.rand
     images, annotations, fits = [], [], {}
     for k in range(plan["crowdpose"]):
         far = int(k % 3 == 1)
-        scene, people, distant = photo_scene(kit, rng, ((640, 480), (480, 640), (640, 427)), int(rng.integers(3, 7)), True, far, False)
+        sizes = ((640, 480), (480, 640), (640, 427))
+        scene, people, distant = photo_scene(kit, rng, sizes, int(rng.integers(3, 7)), True, far, False)
         height, width = scene.depth.shape
         image_id = 100000 + k
         write_image(root / layout.images / f"{image_id}.jpg", scene.image)

@@ -30,7 +30,8 @@ from hap3d.utils import Hap3dError, atomic_write
 # 3DPW: frames per sequence.
 SIZES: dict[str, dict[str, int]] = {
     "tiny": dict(h36m_frames=1, h36m_cameras=1, muco=3, coco=4, mpii=3, pw3d_sequences=2, pw3d_frames=2, crowdpose=3),
-    "small": dict(h36m_frames=5, h36m_cameras=2, muco=40, coco=40, mpii=30, pw3d_sequences=4, pw3d_frames=8, crowdpose=20),
+    "small": dict(h36m_frames=5, h36m_cameras=2, muco=40, coco=40, mpii=30, pw3d_sequences=4, pw3d_frames=8,
+                  crowdpose=20),
     "medium": dict(h36m_frames=16, h36m_cameras=4, muco=250, coco=250, mpii=200, pw3d_sequences=6, pw3d_frames=25,
                    crowdpose=100),
     "large": dict(h36m_frames=40, h36m_cameras=4, muco=800, coco=700, mpii=600, pw3d_sequences=6, pw3d_frames=60,
@@ -100,8 +101,9 @@ def _claim(out: Path, folders: Sequence[Path], text: str) -> None:
     busy = [f for f in folders if f.is_dir() and any(f.iterdir())]
     if busy and not ours:
         raise Hap3dError(
-            f"{out} already holds dataset folders not written by `hap3d data synth` ({', '.join(str(b) for b in busy)}); "
-            "refusing to mix synthetic files into them. Choose another --out folder."
+            f"{out} already holds dataset folders not written by `hap3d data synth` "
+            f"({', '.join(str(b) for b in busy)}); refusing to mix synthetic files into them. "
+            "Choose another --out folder."
         )
     for f in busy:
         shutil.rmtree(f)
@@ -131,10 +133,12 @@ def write_synthetic_datasets(
         raise Hap3dError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(WRITERS)}")
     out = Path(out)
     kit = BodyKit(Path(body_model_dir))
-    text = README.format(header=README_HEADER, size=size, seed=seed, datasets=", ".join(names), body=Path(body_model_dir).resolve())
+    text = README.format(header=README_HEADER, size=size, seed=seed, datasets=", ".join(names),
+                         body=Path(body_model_dir).resolve())
     _claim(out, [written_dataset_root(out, n) for n in names], text)
     counts = SynthCounts(out)
     for index, name in enumerate(WRITERS):
         if name in names:
-            counts[name] = WRITERS[name](kit, written_dataset_root(out, name), SIZES[size], np.random.default_rng([seed, index]))
+            rng = np.random.default_rng([seed, index])
+            counts[name] = WRITERS[name](kit, written_dataset_root(out, name), SIZES[size], rng)
     return counts

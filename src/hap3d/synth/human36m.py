@@ -34,7 +34,9 @@ H36M_ACTIONS = {
 }  # fmt: skip
 
 
-def _h36m_cameras(rng: np.random.Generator, width: int, height: int) -> dict[str, tuple[np.ndarray, np.ndarray, Camera]]:
+def _h36m_cameras(
+    rng: np.random.Generator, width: int, height: int
+) -> dict[str, tuple[np.ndarray, np.ndarray, Camera]]:
     """Four calibrated cameras around the capture area: {cam_idx: (R, t mm, intrinsics)}, world z up, in mm."""
     cams = {}
     for k in range(4):
@@ -75,12 +77,14 @@ def write_human36m(kit: BodyKit, root: Path, plan: dict[str, int], rng: np.rando
             action = int(rng.choice(list(H36M_ACTIONS)))
             subaction = int(rng.integers(1, 3))
             shape = BETA_SCALE_3D * rng.standard_normal(10)
-            motion = {"phase": rng.uniform(0, 2 * np.pi), "stride": rng.uniform(0.1, 0.4), "jitter": pose_jitter(rng, 0.08),
-                      "yaw": rng.uniform(0, 2 * np.pi), "position": np.append(rng.normal(0, 0.3, 2), 0.0)}  # fmt: skip
+            motion = {"phase": rng.uniform(0, 2 * np.pi), "stride": rng.uniform(0.1, 0.4),
+                      "jitter": pose_jitter(rng, 0.08), "yaw": rng.uniform(0, 2 * np.pi),
+                      "position": np.append(rng.normal(0, 0.3, 2), 0.0)}  # fmt: skip
             if table.cameras is None:  # a split that reads every camera
                 cam_ids = [str((pos + j) % 4 + 1) for j in range(plan["h36m_cameras"])]
             else:  # the test camera(s); the first test subject also has another one, which the reader drops
-                cam_ids = list(table.cameras) + [str(j + 1) for j in range(max(plan["h36m_cameras"] - 1, int(pos == 0)))]
+                others = max(plan["h36m_cameras"] - 1, int(pos == 0))
+                cam_ids = list(table.cameras) + [str(j + 1) for j in range(others)]
             # frame 1 of the first training subject is off the reader's every-5th-frame grid
             frames = [every * k for k in range(n_frames)] + ([1] if (split, pos) == ("train", 0) else [])
             outfits = None
@@ -114,11 +118,12 @@ def write_human36m(kit: BodyKit, root: Path, plan: dict[str, int], rng: np.rando
                     file_name = f"{seq}/{seq}_{frame + 1:06d}.jpg"
                     write_image(root / layout.images / file_name, scene.image)
                     images.append({
-                        "id": ids["image"], "file_name": file_name, "width": width, "height": height, "subject": subject,
-                        "action_name": H36M_ACTIONS[action], "action_idx": action, "subaction_idx": subaction,
-                        "cam_idx": int(cam_idx), "frame_idx": frame,
+                        "id": ids["image"], "file_name": file_name, "width": width, "height": height,
+                        "subject": subject, "action_name": H36M_ACTIONS[action], "action_idx": action,
+                        "subaction_idx": subaction, "cam_idx": int(cam_idx), "frame_idx": frame,
                     })  # fmt: skip
-                    annotations.append({"id": ids["ann"], "image_id": ids["image"], "bbox": num(box, 2), "keypoints_vis": [True] * 17})
+                    annotations.append({"id": ids["ann"], "image_id": ids["image"], "bbox": num(box, 2),
+                                        "keypoints_vis": [True] * 17})  # fmt: skip
                     ids["image"] += 1
                     ids["ann"] += 1
             cameras = {

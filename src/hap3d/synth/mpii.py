@@ -38,6 +38,7 @@ def write_mpii(kit: BodyKit, root: Path, plan: dict[str, int], rng: np.random.Ge
             if ann["id"] % 8 != 5:
                 fits[str(ann["id"])] = neuralannot(p, scene.camera)
     categories = [{"id": 1, "name": "person", "supercategory": "person"}]
-    write_json(layout.path(root, "annotations"), {"images": images, "annotations": annotations, "categories": categories})
+    db = {"images": images, "annotations": annotations, "categories": categories}
+    write_json(layout.path(root, "annotations"), db)
     write_json(layout.path(root, "fits"), fits)
     return len(annotations)

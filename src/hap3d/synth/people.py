@@ -29,8 +29,11 @@ BETA_SCALE_3D = 0.1
 CAMERA_UP = np.array([0.0, -1.0, 0.0])  # OpenCV camera frames: y points down
 # MuCo joints taken from the H36M regressor (the 14 joints the reader's fit check compares) and the MuCo Thorax,
 # which is the H36M joint called Neck (the thorax). The remaining MuCo joints come from SMPL30 by name.
-MUCO_FROM_H36M = {n: n for n in ("Pelvis", "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "Head_top",
-                                 "L_Shoulder", "L_Elbow", "L_Wrist", "R_Shoulder", "R_Elbow", "R_Wrist")} | {"Thorax": "Neck"}  # fmt: skip
+MUCO_FROM_H36M = {
+    **{n: n for n in ("Pelvis", "R_Hip", "R_Knee", "R_Ankle", "L_Hip", "L_Knee", "L_Ankle", "Head_top", "L_Shoulder",
+                      "L_Elbow", "L_Wrist", "R_Shoulder", "R_Elbow", "R_Wrist")},
+    "Thorax": "Neck",
+}  # fmt: skip
 MPII_THORAX_EXTRA_ROW = 5  # "thorax MPII" in SPIN's J_regressor_extra
 JOINT_SETS = ("smpl30", "h36m17", "muco21", "coco17", "mpii16", "crowdpose14", "openpose18")  # what the files hold
 
@@ -113,7 +116,8 @@ def _vertex_subset(arrays: dict[str, np.ndarray], support: np.ndarray) -> dict[s
     """SMPL arrays of the vertices ``support`` (which must hold the J_regressor's); faces are left out."""
     per_vertex = ("v_template", "shapedirs", "posedirs", "weights")
     out = {k: arrays[k][support] for k in per_vertex}
-    out.update(J_regressor=arrays["J_regressor"][:, support], faces=np.zeros((0, 3), np.int64), parents=arrays["parents"])
+    out.update(J_regressor=arrays["J_regressor"][:, support], faces=np.zeros((0, 3), np.int64),
+               parents=arrays["parents"])
     return out
 
 

@@ -85,8 +85,10 @@ def write_pw3d(kit: BodyKit, root: Path, plan: dict[str, int], rng: np.random.Ge
             outfits = None
             for f in range(n_frames):
                 t = f / 30.0  # 3DPW runs at 30 fps
-                pose = np.stack([np.concatenate([facing_camera(yaw + 0.1 * t, tilt), body_pose(ph + 2 * np.pi * t, st, jit)])
-                                 for ph, st, jit, yaw, tilt in motion])  # fmt: skip
+                pose = np.stack([
+                    np.concatenate([facing_camera(yaw + 0.1 * t, tilt), body_pose(ph + 2 * np.pi * t, st, jit)])
+                    for ph, st, jit, yaw, tilt in motion
+                ])  # fmt: skip
                 targets = start + velocity * t
                 targets[:, 2] = np.clip(targets[:, 2], start[:, 2].min(), DEPTH_RANGE[1])
                 people = stand(kit, pose, shape, genders, targets, CAMERA_UP, -above)
@@ -97,17 +99,18 @@ def write_pw3d(kit: BodyKit, root: Path, plan: dict[str, int], rng: np.random.Ge
                 image_id = len(images) + (0 if split == "test" else 10000)
                 file_name = f"image_{f:05d}.jpg"
                 write_image(root / layout.images / seq / file_name, scene.image)
-                images.append({"id": image_id, "width": width, "height": height, "sequence": seq, "file_name": file_name,
-                               "cam_param": cam_param(camera)})  # fmt: skip
+                images.append({"id": image_id, "width": width, "height": height, "sequence": seq,
+                               "file_name": file_name, "cam_param": cam_param(camera)})  # fmt: skip
                 for i, p in enumerate(people):
                     aid = count
                     count += 1
                     uv = camera.project(kit.joints(p.vertices, "smpl30"))
                     lo, hi = uv.min(0) - 10, uv.max(0) + 10
+                    openpose = detections(rng, scene, kit.joints(p.vertices, "openpose18"), "openpose")
                     annotations.append({
                         "id": aid, "image_id": image_id, "category_id": 1, "bbox": num([*lo, *(hi - lo)], 2),
                         "smpl_param": {**fit_entry(p), "gender": p.gender}, "joint_img": num(uv[:24], 3),
-                        "openpose_result": num(detections(rng, scene, kit.joints(p.vertices, "openpose18"), "openpose"), 3),
+                        "openpose_result": num(openpose, 3),
                     })  # fmt: skip
                     if crowd:
                         if crowd_count % 5 != 1:

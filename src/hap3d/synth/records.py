@@ -36,7 +36,8 @@ def write_json(path: Path, obj: Any) -> None:
 
 def write_image(path: Path, rgb: np.ndarray) -> None:
     """Encode an RGB image in memory (format from the suffix, BGR on disk as OpenCV writes) and write it atomically."""
-    ok, data = cv2.imencode(path.suffix, np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    ok, data = cv2.imencode(path.suffix, bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise Hap3dError(f"OpenCV cannot encode {path.suffix} images (needed for {path})")
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data.tobytes()))
@@ -80,7 +81,9 @@ def neuralannot(p: Person, camera: Camera) -> dict:
     return {"smpl_param": fit_entry(p), "cam_param": cam_param(camera)}
 
 
-def person_annotation(kit: BodyKit, scene: Scene, i: int, p: Person, joint_set: str, binary: bool = False) -> dict | None:
+def person_annotation(
+    kit: BodyKit, scene: Scene, i: int, p: Person, joint_set: str, binary: bool = False
+) -> dict | None:
     """COCO-style record of one visible person (keypoints, num_keypoints, tight box, area, polygons)."""
     box = scene.tight_box(i)
     if box is None:

@@ -18,7 +18,9 @@ from hap3d.synth.people import BodyKit, Person, camera_people
 
 OCCLUSION_MARGIN = 0.2  # a joint is hidden when the visible surface is this much (m) nearer than the joint
 MIN_VISIBLE_PIXELS = 150  # people showing fewer pixels are not annotated (annotators would not see them)
-SKIN_TONES = np.array([[0.95, 0.80, 0.69], [0.87, 0.67, 0.52], [0.72, 0.52, 0.38], [0.50, 0.35, 0.25], [0.30, 0.20, 0.15]])
+SKIN_TONES = np.array(
+    [[0.95, 0.80, 0.69], [0.87, 0.67, 0.52], [0.72, 0.52, 0.38], [0.50, 0.35, 0.25], [0.30, 0.20, 0.15]]
+)
 
 
 def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -31,7 +33,8 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     t = np.arange(w, dtype=np.float32)[None] * np.cos(a) + np.arange(h, dtype=np.float32)[:, None] * np.sin(a)
     t = (t - t.min()) / max(float(np.ptp(t)), 1.0)
     c0, c1 = rng.uniform(30, 225, (2, 3)).astype(np.float32)
-    blotches = 16 * rng.standard_normal((h, w, 1), dtype=np.float32) + 5 * rng.standard_normal((h, w, 3), dtype=np.float32)
+    blotches = (16 * rng.standard_normal((h, w, 1), dtype=np.float32)
+                + 5 * rng.standard_normal((h, w, 3), dtype=np.float32))
     small = c0 + t[..., None] * (c1 - c0) + blotches
     canvas = cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (width, height), interpolation=cv2.INTER_CUBIC)
     for _ in range(int(rng.integers(5, 14))):
@@ -51,8 +54,11 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 
 def outfit(rng: np.random.Generator, behind: np.ndarray) -> np.ndarray:
     """(4, 3) RGB in [0, 1]: trousers, shirt, skin, shoes; the clothes contrast with the ``behind`` mean colour."""
-    candidates = np.array([cv2.cvtColor(np.float32([[[rng.uniform(0, 360), rng.uniform(0.4, 0.9), rng.uniform(0.35, 1.0)]]]),
-                                        cv2.COLOR_HSV2RGB)[0, 0] for _ in range(8)])  # fmt: skip
+    candidates = np.array([
+        cv2.cvtColor(np.float32([[[rng.uniform(0, 360), rng.uniform(0.4, 0.9), rng.uniform(0.35, 1.0)]]]),
+                     cv2.COLOR_HSV2RGB)[0, 0]
+        for _ in range(8)
+    ])  # fmt: skip
     far = candidates[np.argsort(-np.abs(candidates - behind / 255.0).sum(1))]
     return np.stack([far[1], far[0], SKIN_TONES[rng.integers(len(SKIN_TONES))], np.full(3, rng.uniform(0.05, 0.3))])
 
@@ -138,7 +144,8 @@ def random_camera(rng: np.random.Generator, width: int, height: int, focal: tupl
 
 
 def photo_scene(
-    kit: BodyKit, rng: np.random.Generator, sizes: Sequence[tuple[int, int]], n: int, group: bool, far: int, far_group: bool
+    kit: BodyKit, rng: np.random.Generator, sizes: Sequence[tuple[int, int]], n: int, group: bool, far: int,
+    far_group: bool,
 ) -> tuple[Scene, list[Person], list[Person]]:
     """A photo with ``n`` annotated people and ``far`` small background people 12-20 m away."""
     width, height = sizes[int(rng.integers(len(sizes)))]
