@@ -28,7 +28,10 @@ DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
 # the tensor's group where that exceeds the floor. The verdict then depends neither on the CPU's instruction set and
 # the OpenCV / oneDNN release nor on which fixture directory is tested.
 TOL_FORWARD = 1e-4  # eval outputs and intermediates, loss means, metrics
-TOL_TRAIN_ELEMENT = 5e-4  # train-mode per-element losses and outputs, BatchNorm statistics
+# Train-mode tensors, their loss means included: with torch's portable kernels and oneDNN capped at SSE4.1
+# (scripts/test_isa.sh) the body_joint_proj mean and the total moved by 1.2e-4, above the 1e-4 the recording machine
+# suggested for means; a mean cannot stray further than the elements it averages.
+TOL_TRAIN_ELEMENT = 5e-4  # train-mode per-element losses and outputs, loss means, BatchNorm statistics
 TOL_GRAD = 1e-1  # gradients: informative only
 TOL_GEOMETRY = 1e-5  # crop boxes, affines and joint coordinates (float32 numpy / cv2 arithmetic)
 TOL_CROP_PIXELS = 1e-4  # crop pixels from cv2.warpAffine (rounding differs between OpenCV releases)
