@@ -1,0 +1,28 @@
+"""What several commands share: loading a config with the command-line flags applied, argument types."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def load_cfg(args: argparse.Namespace, path: str | Path | None):
+    """The config at ``path`` (None: the built-in defaults) with the path flags and the KEY=VALUE overrides applied."""
+    from hap3d.config import load_config
+
+    overrides = list(args.overrides)
+    for flag, key in (("data_root", "data.root"), ("body_model_dir", "data.body_model_dir"), ("device", "eval.device")):
+        if getattr(args, flag, None):
+            overrides.append(f"{key}={getattr(args, flag)}")
+    return load_config(path, overrides)
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts such as --batch-size: a clear message instead of a crash later."""
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value

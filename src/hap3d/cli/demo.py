@@ -1,0 +1,149 @@
+"""``hap3d demo`` and ``hap3d detect``: meshes, renders and exports for images and videos, and 2D keypoints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hap3d.cli.common import positive_int
+from hap3d.utils import Hap3dError
+
+if TYPE_CHECKING:
+    from hap3d.infer.detect import Detections
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hap3d.infer.demo import MESH_FORMATS, run_demo
+    from hap3d.infer.keypoints import read_coco_image_names, read_keypoints
+    from hap3d.infer.predictor import Predictor, load_predictor_model
+
+    if args.ckpt and not Path(args.ckpt).is_file():  # before any work (detection, a procedural body model, ...)
+        raise Hap3dError(f"checkpoint not found: {args.ckpt} (--ckpt)")
+    if args.coco_annotations and not args.keypoints:
+        print("hap3d: error: --coco-annotations names the images of --keypoints (COCO results by image_id); "
+              "it does not apply to --detector", file=sys.stderr)
+        return 2
+    if args.detector:
+        found = _detect(args.input, args.mediapipe_python)
+        keypoints, keypoint_errors = found.keypoints, found.errors
+    else:
+        names = read_coco_image_names(args.coco_annotations) if args.coco_annotations else None
+        keypoints = read_keypoints(args.keypoints, names)
+        keypoint_errors = keypoints.errors
+    body = args.body_model_dir
+    if body is None:
+        from hap3d.synth import write_body_model_dir
+
+        body = Path(args.out) / "procedural_body_model"
+        if not (body / "smpl").is_dir():
+            write_body_model_dir(body)
+        print(f"warning: no --body-model-dir; using the procedural body model in {body} (not SMPL)", file=sys.stderr)
+    from hap3d.engine.distributed import resolve_device
+
+    model = load_predictor_model(args.ckpt, body, random_weights=args.random_weights)
+    predictor = Predictor(model, resolve_device(args.device), amp=args.amp, batch_size=args.batch_size)
+    settings = {
+        "checkpoint": str(Path(args.ckpt).resolve()) if args.ckpt else "random weights",
+        "body_model_dir": str(Path(body).resolve()) if args.body_model_dir else f"procedural ({Path(body).resolve()})",
+    }
+    code, reports = run_demo(predictor, Path(args.input), keypoints, Path(args.out),
+                             MESH_FORMATS if args.formats is None else args.formats, backend=args.backend,
+                             keypoint_errors=keypoint_errors, settings=settings)
+    for r in reports:
+        if r.error:
+            print(f"  {r.name}: {r.error}", file=sys.stderr)
+    skipped = sum(r.status == "skipped" for r in reports)
+    print(f"{sum(r.people for r in reports)} people in {len(reports)} items"
+          + (f" ({skipped} frames with nobody to reconstruct skipped)" if skipped else "")
+          + f"; outputs in {args.out}")
+    return code
+
+
+def _mesh_formats(text: str) -> tuple[str, ...]:
+    from hap3d.infer.demo import check_formats
+
+    try:
+        return check_formats(text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _detect(inputs: str, python: str | None, min_confidence: float = 0.5, venv: str | None = None) -> Detections:
+    """MediaPipe keypoints for every input, with each image that failed printed (it gets no entry)."""
+    from hap3d.infer.detect import MediaPipeDetector
+
+    detector = MediaPipeDetector(python, min_confidence, venv)
+    print(f"detecting 2D keypoints with MediaPipe BlazePose ({detector.python}; at most one person per image)")
+    found = detector.detect_path(inputs, progress=True)
+    for name, err in found.errors.items():
+        print(f"  {name}: detection failed: {err}", file=sys.stderr)
+    return found
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from hap3d.infer.detect import setup_venv, write_keypoints
+
+    python = args.mediapipe_python
+    if args.setup:
+        python = setup_venv(args.venv, args.base_python, constraints=args.constraints)
+        if args.input is None:
+            return 0
+    elif args.input is None:
+        print("hap3d: error: pass INPUT (images, a folder or a video), or --setup", file=sys.stderr)
+        return 2
+    found = _detect(args.input, python, args.min_confidence, args.venv)
+    write_keypoints(args.out, found.keypoints)
+    people = sum(len(v) for v in found.keypoints.values())
+    print(f"{people} people in {len(found.keypoints) + len(found.errors)} items; keypoints in {args.out}")
+    return 1 if found.errors else 0
+
+
+MEDIAPIPE_PYTHON_HELP = ("python with mediapipe (default: $HAP3D_MEDIAPIPE_PYTHON, else this python if it has "
+                         "mediapipe, else the venv of `hap3d detect --setup`)")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``demo`` and ``detect`` subcommands."""
+    d = sub.add_parser("demo", help="meshes, renders and exports for images, a folder or a video")
+    d.add_argument("input", help="an image, a folder of images, or a video file")
+    src = d.add_mutually_exclusive_group(required=True)
+    src.add_argument("--keypoints", help="2D keypoints: demo JSON, COCO results JSON or OpenPose folder")
+    src.add_argument("--detector", choices=["mediapipe"],
+                     help="detect 2D keypoints instead: MediaPipe BlazePose, at most one person per image "
+                          "(set up with `hap3d detect --setup`)")
+    d.add_argument("--coco-annotations", metavar="FILE",
+                   help="COCO annotation JSON whose 'images' list maps the image_id of COCO results to file names "
+                        "(default: none; image_ids then match numeric file stems)")
+    d.add_argument("--mediapipe-python", help=MEDIAPIPE_PYTHON_HELP)
+    weights = d.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--ckpt", help="checkpoint (hap3d, reference snapshot or the 3DCrowdNet demo checkpoint)")
+    weights.add_argument("--random-weights", action="store_true", help="untrained network (pipeline tests only)")
+    d.add_argument("--body-model-dir", help="folder with smpl/ (default: a procedural stand-in, with a warning)")
+    d.add_argument("--out", default="demo_out", help="output folder (default: %(default)s)")
+    d.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
+    d.add_argument("--amp", default="auto", choices=["auto", "none", "bf16", "fp16"],
+                   help="auto: bf16 where the hardware supports it natively, else fp32 (default: %(default)s)")
+    d.add_argument("--batch-size", type=positive_int, default=16,
+                   help="person crops per model forward (default: %(default)s)")
+    d.add_argument("--formats", type=_mesh_formats,
+                   help="mesh formats, comma-separated, of obj, ply, glb (default: all; empty: none)")
+    d.add_argument("--backend", default="auto", choices=["auto", "raster", "egl"],
+                   help="renderer: raster (numpy, anywhere) or egl (headless OpenGL); auto takes egl where it works "
+                        "(default: %(default)s)")
+    d.set_defaults(func=_cmd_demo)
+
+    x = sub.add_parser("detect", help="2D keypoints with MediaPipe BlazePose (one person per image) as demo JSON")
+    x.add_argument("input", nargs="?", help="an image, a folder of images, or a video file")
+    x.add_argument("--out", default="keypoints.json", help="demo JSON for `hap3d demo --keypoints`")
+    x.add_argument("--setup", action="store_true",
+                   help="create (or reuse) a venv with mediapipe and check that it works offline")
+    x.add_argument("--venv", help="the venv of --setup, also searched for detection (default: "
+                                  "$HAP3D_MEDIAPIPE_VENV, else ~/.cache/hap3d/mediapipe-venv)")
+    x.add_argument("--constraints", help="with --setup: a pip constraints file of exact versions (the repository's "
+                   "requirements/detect-lock.txt, what the tests ran with)")
+    x.add_argument("--base-python", help="python that creates the venv (default: this one; mediapipe needs 3.9-3.12)")
+    x.add_argument("--mediapipe-python", help=MEDIAPIPE_PYTHON_HELP)
+    x.add_argument("--min-confidence", type=float, default=0.5, help="MediaPipe's person detection threshold")
+    x.set_defaults(func=_cmd_detect)
