@@ -240,11 +240,12 @@ def test_inspect_into_a_closed_pipe_exits_quietly(tmp_path, tiny_model):
 def test_a_broken_pipe_other_than_stdout_is_an_error(monkeypatch, capsys):
     """Only a closed stdout (`| head`) is a quiet exit; a worker's or socket's broken pipe is a failure."""
     from hap3d import cli
+    from hap3d.cli import model as model_commands
 
     def boom(_args):
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(cli, "_cmd_inspect", boom)
+    monkeypatch.setattr(model_commands, "_cmd_inspect", boom)
     assert cli.main(["inspect", "whatever.pt"]) == 1
     assert "broken pipe" in capsys.readouterr().err
 

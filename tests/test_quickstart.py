@@ -38,7 +38,7 @@ def test_quickstart_tiny_budget_learns(tiny_run):
     assert (tiny_run / "data" / "PW3D" / "data" / "3DPW_latest_test.json").is_file()
 
 
-def test_rerun_resumes_or_starts_clean_and_refuses_another_budget(tiny_run, capsys):
+def test_rerun_resumes_or_overwrites_on_request_and_refuses_another_budget(tiny_run, capsys):
     log = tiny_run / "run" / "train.log"
     step_lines = _steps_logged(log)
     capsys.readouterr()
@@ -49,9 +49,18 @@ def test_rerun_resumes_or_starts_clean_and_refuses_another_budget(tiny_run, caps
     # --resume continues the finished run: nothing is trained again
     assert _qs(tiny_run, "--resume") == 0
     assert "resumed from" in log.read_text() and _steps_logged(log) == step_lines
-    # a plain rerun starts again from nothing
-    assert _qs(tiny_run) == 0
-    assert "starting clean: removing the previous run" in capsys.readouterr().out
+    # a plain rerun never replaces the finished run: an error naming the folder and both ways on, before any work
+    (tiny_run / "run" / "notes.txt").write_text("mine")
+    before = {p: p.stat().st_mtime_ns for p in (tiny_run / "run").rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert _qs(tiny_run) == 2
+    err = capsys.readouterr().err
+    assert f"{tiny_run / 'run'} already holds a hap3d run" in err and "--resume" in err and "--overwrite" in err
+    assert {p: p.stat().st_mtime_ns for p in (tiny_run / "run").rglob("*") if p.is_file()} == before
+    # --overwrite starts again from nothing, and leaves the user's own file alone
+    assert _qs(tiny_run, "--overwrite") == 0
+    assert "--overwrite: removed the previous run" in capsys.readouterr().out
+    assert (tiny_run / "run" / "notes.txt").read_text() == "mine"
     text = log.read_text()
     assert "resumed from" not in text and text.count("finished 2 epochs") == 1 and _steps_logged(log) == step_lines
 

@@ -614,7 +614,7 @@ def test_train_command_takes_overrides_anywhere(tmp_path, monkeypatch, capsys):
     from hap3d.cli import main as cli_main
 
     calls = []
-    monkeypatch.setattr(run, "train", lambda cfg, out, resume: calls.append((cfg, out, resume)) or {})
+    monkeypatch.setattr(run, "train", lambda cfg, out, resume, overwrite: calls.append((cfg, out, resume)) or {})
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("train:\n  end_epoch: 5\n  lr: 0.5\n")
     assert cli_main(["train", "train.seed=3", "--cfg", str(cfg_file), "--out", str(tmp_path / "r"), "train.end_epoch=1",

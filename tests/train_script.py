@@ -14,6 +14,7 @@ from hap3d.engine.distributed import cleanup, init_distributed
 from hap3d.engine.evaluate import EvalResult
 from hap3d.engine.train import Trainer
 from hap3d.model import build_model
+from hap3d.utils import Hap3dError
 
 
 class RandomSamples(torch.utils.data.Dataset):
@@ -62,7 +63,7 @@ def slow_constant_eval(model: torch.nn.Module) -> EvalResult:
     return EvalResult({k: np.array([1.0]) for k in ("mpjpe", "pa_mpjpe", "mpvpe", "pa_mpvpe")}, [0], ["seq"])
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--body", required=True)
@@ -80,8 +81,14 @@ def main() -> None:
     trainer = Trainer(cfg, model, RandomSamples(args.samples), args.out, info, evaluate_fn, progress=False)
     if args.resume:
         trainer.load_state()
-    trainer.run()
-    cleanup(info)
+    try:
+        trainer.run()
+    except Hap3dError as err:  # what the command line does: the message, and the error's exit code
+        print(f"hap3d: error: {err}", file=sys.stderr)
+        return err.exit_code
+    finally:
+        cleanup(info)
+    return 0
 
 
 if __name__ == "__main__":

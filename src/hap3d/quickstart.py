@@ -7,14 +7,15 @@
 5. a few rendered overlays through the demo's predictor and renderer.
 
 Everything lands in one run directory: metrics JSON/CSV, loss and metric plots, overlays, checkpoints. Running
-again into the same ``--out`` reuses its body model and data but trains from the start; ``--resume`` continues
-its run instead. An ``--out`` made with another budget is refused (its data and network differ in size).
+again into the same ``--out`` reuses its body model and data; its run is continued with ``--resume``, started again
+with ``--overwrite``, and otherwise left alone (an error says so). An ``--out`` made with another budget is refused
+(its data and network differ in size). The body model and the data are each written under a temporary name and
+renamed when complete, so a set-up killed half-way is redone by the next call, never trusted.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -22,7 +23,9 @@ import numpy as np
 import torch
 
 from hap3d.config import load_config
-from hap3d.utils import Hap3dError
+from hap3d.engine.rundir import RunExists, describe_run
+from hap3d.files import check_output_dir, staged_dir
+from hap3d.utils import Hap3dError, atomic_write
 
 # Training work per budget; 'small' (the default) fits in a few minutes on a 2-core laptop CPU.
 BUDGETS = {
@@ -71,9 +74,11 @@ def previous_budget(out: Path) -> str | None:
 
 
 def run_quickstart(
-    out: Path, budget: str = "small", device: str = "auto", progress: bool = True, resume: bool = False
+    out: Path, budget: str = "small", device: str = "auto", progress: bool = True, resume: bool = False,
+    overwrite: bool = False,
 ) -> int:
-    """Run the whole quickstart into ``out``. A previous run there is replaced, or continued with ``resume``."""
+    """Run the whole quickstart into ``out``. A previous run there is continued with ``resume``, replaced with
+    ``overwrite``, else refused."""
     from hap3d.engine.distributed import resolve_device
     from hap3d.engine.evaluate import Evaluator
     from hap3d.engine.run import build_test_set, train
@@ -91,20 +96,20 @@ def run_quickstart(
         )
     cfg = quickstart_config(out, budget, device)
     run_dir = Path(cfg.output_dir)
-    if run_dir.exists() and not resume:
-        if before_budget is None and not (run_dir / "train.log").is_file():
-            raise Hap3dError(f"{run_dir} exists but holds no hap3d run; choose another --out")
-        print(f"starting clean: removing the previous run in {run_dir} (pass --resume to continue it)")
-        shutil.rmtree(run_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / BUDGET_FILE).write_text(json.dumps({"budget": budget}))
     dev = resolve_device(device)
+    check_output_dir(out)
+    found = describe_run(run_dir) if run_dir.is_dir() else None
+    if found and not (resume or overwrite):  # before any work: a finished run is never lost without a word
+        raise RunExists(f"{run_dir} already holds {found}; pass --resume to continue it, --overwrite to start it "
+                        "again, or choose another --out")
+    atomic_write(out / BUDGET_FILE, lambda p: Path(p).write_text(json.dumps({"budget": budget})))
     body = Path(cfg.data.body_model_dir)
-    if not (body / "smpl").is_dir():
-        write_body_model_dir(body)
+    if not body.is_dir():
+        write_body_model_dir(body)  # written under a temporary name, renamed when complete
     print(f"[1/5] procedural body model: {body}  ({time.time() - t0:.0f} s)")
-    if not (Path(cfg.data.root) / "PW3D").is_dir():
-        counts = write_synthetic_datasets(Path(cfg.data.root), body, size=BUDGETS[budget]["data"], seed=0)
+    if not Path(cfg.data.root).is_dir():
+        with staged_dir(cfg.data.root) as stage:  # all datasets or none: a killed set-up is redone
+            counts = write_synthetic_datasets(stage, body, size=BUDGETS[budget]["data"], seed=0)
         print("[2/5] synthetic datasets (real formats): " + ", ".join(f"{k} {v}" for k, v in counts.items())
               + f"  ({time.time() - t0:.0f} s)")
     else:
@@ -117,7 +122,8 @@ def run_quickstart(
     before = evaluator.run(model.to(dev), test_set, cfg.eval.test_batch_size, progress=False)
     print(f"[3/5] untrained network on synthetic 3DPW: {before.summary()}")
 
-    train(cfg, run_dir, resume=resume, progress=progress, model=model)  # `hap3d train`'s path, trains `model` in place
+    # `hap3d train`'s path, training `model` in place
+    train(cfg, run_dir, resume=resume, progress=progress, model=model, overwrite=overwrite)
     after = evaluator.run(model, test_set, cfg.eval.test_batch_size, progress=False)
     after.write(run_dir, "eval_final")
     before.write(run_dir, "eval_untrained")

@@ -1,18 +1,64 @@
-"""Small shared helpers: errors, atomic writes, deterministic rule-based tensors."""
+"""Small shared helpers: errors, atomic writes (with failures named), deterministic rule-based tensors."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Callable, Collection, Mapping, Sequence
+from typing import Callable, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 
 
 class Hap3dError(RuntimeError):
     """An error with a message meant for the user (the CLI prints it without a traceback)."""
+
+    exit_code = 2  # what the command line exits with
+
+
+class WriteError(Hap3dError):
+    """A file or folder could not be written (full disk, read-only file system, permissions): names the path."""
+
+
+def display(path: str | os.PathLike) -> str:
+    """A path for messages: undecodable bytes shown as \\xNN instead of breaking the terminal or the log."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+_CAUSES = {
+    errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded", errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.ENAMETOOLONG: "file name too long",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+}
+
+
+def write_error(err: OSError, path: str | os.PathLike, what: str = "output") -> WriteError:
+    """A failed write as a message naming the path and a cause a user can act on."""
+    cause = _CAUSES.get(err.errno, err.strerror or str(err))
+    return WriteError(f"cannot write {what} ({cause}): {display(getattr(err, 'filename', None) or path)}")
+
+
+@contextlib.contextmanager
+def reported_writes(path: str | os.PathLike, what: str = "output") -> Iterator[None]:
+    """Failed writes inside the block as :func:`write_error`. torch.save's C++ writer reports a full disk as
+    ``RuntimeError: ... iostream error`` (no errno): that case is told apart by the free space left."""
+    try:
+        yield
+    except OSError as err:
+        raise write_error(err, path, what) from None
+    except RuntimeError as err:
+        if isinstance(err, Hap3dError) or "iostream" not in str(err):
+            raise
+        folder = os.path.dirname(os.path.abspath(os.fsencode(path)))
+        cause = OSError(errno.EIO, f"write failed: {err}")
+        with contextlib.suppress(OSError):
+            st = os.statvfs(folder)
+            if st.f_bavail * st.f_frsize < 64 * 2**20:
+                cause = OSError(errno.ENOSPC, "no space left on device")
+        raise write_error(cause, path, what) from None
 
 
 def _umask() -> int:
@@ -29,6 +75,9 @@ def _umask() -> int:
     return mask
 
 
+TMP_SUFFIX = ".tmp"
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Write a file through ``write(tmp_path)`` and rename it into place, so a crash never leaves half a file.
 
@@ -36,19 +85,32 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     replaces, so shared run and data folders stay readable by the group.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
-        write(tmp)
-        # mkstemp creates 0600 files; give the result the mode a plain open() would (or keep the old file's).
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
-        os.replace(tmp, path)
+        with reported_writes(path, "file"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+            os.close(fd)
+            write(tmp)
+            # mkstemp creates 0600 files; give the result the mode a plain open() would (or keep the old file's).
+            os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
+            os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, name: str) -> list[Path]:
+    """Delete what a killed :func:`atomic_write` of ``folder/name`` left behind (``.name.XXXX.tmp``); call it only
+    where no other process writes that file (a run folder, under its lock)."""
+    removed = []
+    for tmp in Path(folder).glob(f".{name}.*{TMP_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 def rule_normal(key: str, n: int, salt: str = "") -> np.ndarray:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from hap3d.body.joints import SMPL30_FACE_VERTICES, SMPL30_HEAD_TOP_EXTRA_ROW, get_joint_set
+from hap3d.body.smpl import MAX_FILE_BYTES, read_npy
+from hap3d.files import read_bytes
 from hap3d.utils import Hap3dError
 
 REGRESSOR_FILES = {
@@ -21,16 +24,23 @@ OBTAIN_HINT = (
 
 
 def load_regressor(path: str | Path, num_vertices: int = 6890) -> np.ndarray:
-    """Load a (J, V) vertex-to-joint regressor from .npy (no pickles), keeping its dtype."""
+    """Load a (J, V) vertex-to-joint regressor from .npy (no pickles), keeping its dtype; its size is checked
+    before it is read, and its values must be finite numbers."""
     path = Path(path)
     if not path.is_file():
         raise Hap3dError(f"joint regressor not found: {path}\n{OBTAIN_HINT}")
+    data = read_bytes(path, MAX_FILE_BYTES, "joint regressor")
     try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as err:
+        arr = read_npy(io.BytesIO(data), len(data))
+    except (ValueError, TypeError, EOFError) as err:
         raise Hap3dError(f"{path}: not a plain .npy array ({err})") from err
     if arr.ndim != 2 or arr.shape[1] != num_vertices:
         raise Hap3dError(f"{path}: regressor must have shape (J, {num_vertices}), got {arr.shape}")
+    if arr.dtype.kind not in "fiu":
+        raise Hap3dError(f"{path}: regressor must hold numbers, found {arr.dtype}")
+    bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise Hap3dError(f"{path}: regressor holds {bad} non-finite values (NaN or Inf)")
     return arr
 
 

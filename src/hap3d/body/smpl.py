@@ -8,18 +8,20 @@ file can never run code, and chumpy is not needed.
 
 from __future__ import annotations
 
-import gzip
 import io
 import pickle
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from hap3d.body.rotations import axis_angle_to_rotmat
+from hap3d.files import read_bytes
 from hap3d.utils import Hap3dError
 
 NUM_JOINTS = 24
@@ -40,6 +42,11 @@ OBTAIN_HINT = (
     "or run `hap3d body synth --out DIR` for a procedural stand-in in the same format."
 )
 REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "f", "kintree_table")
+ROOT_PARENTS = (-1, 4294967295)  # a kintree_table's root parent: -1, or -1 stored as uint32
+# Bounds whatever a file claims: official SMPL files are 40-250 MB, and SMPL-X's largest array (posedirs) holds 15 M
+# values, so these are far above any real model and far below what exhausts memory.
+MAX_FILE_BYTES = 1 << 30
+MAX_ARRAY_VALUES = 1 << 25
 
 
 class _Inert:
@@ -101,11 +108,20 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _reconstructor
         if (module, name) in (("__builtin__", "object"), ("builtins", "object")):
             return object
+        if (module, name) in (("__builtin__", "bytes"), ("builtins", "bytes")):  # protocol 2's empty bytes
+            return _bytes
         if (module, name) in (("collections", "OrderedDict"),):
             import collections
 
             return collections.OrderedDict
         raise pickle.UnpicklingError(f"refusing to load '{module}.{name}': not an array or body-model type")
+
+
+def _bytes(*args: Any) -> bytes:
+    """``bytes`` for a pickle, but never ``bytes(n)``: a count would allocate whatever the file claims."""
+    if args and not isinstance(args[0], (bytes, str, list)):
+        raise pickle.UnpicklingError(f"refusing bytes({type(args[0]).__name__})")
+    return bytes(*args)
 
 
 def _reconstructor(cls: type, base: type, state: Any) -> Any:
@@ -119,8 +135,8 @@ def _to_array(value: Any) -> Any:
     if isinstance(value, _ChumpyArray):
         state = value.state if isinstance(value.state, dict) else {}
         if "x" not in state:
-            raise Hap3dError("chumpy object without a stored array ('x') — not a plain SMPL model file")
-        return np.asarray(state["x"])
+            raise ValueError("chumpy object without a stored array ('x') — not a plain SMPL model file")
+        return state["x"]
     if isinstance(value, _SparseMatrix):
         return _sparse_to_dense(value)
     return value
@@ -128,22 +144,24 @@ def _to_array(value: Any) -> Any:
 
 def _sparse_to_dense(matrix: _SparseMatrix) -> np.ndarray:
     """Densify a pickled CSC / CSR / COO matrix (old scipy: ``row``/``col``; current: ``coords``; either: ``_shape``
-    or ``shape``). Duplicate entries add up, as in scipy. Malformed content raises :class:`ValueError`."""
+    or ``shape``). Duplicate entries add up, as in scipy. The declared shape is checked against MAX_ARRAY_VALUES
+    before anything is allocated; malformed content raises :class:`ValueError`."""
     state = matrix.state if isinstance(matrix.state, dict) else {}
     fmt = str(state.get("format", matrix.fmt))
     shape = state.get("_shape", state.get("shape"))
-    if shape is None or len(shape) != 2 or not all(isinstance(n, (int, np.integer)) and 0 <= n <= 10**7 for n in shape):
+    if not isinstance(shape, tuple) or len(shape) != 2 or not all(_is_count(n) for n in shape):
         raise ValueError(f"sparse {fmt} matrix without a valid 2-D shape ({shape!r})")
     rows, cols = int(shape[0]), int(shape[1])
-    if rows * cols > 10**9:
-        raise ValueError(f"sparse {fmt} matrix of {rows} x {cols} is too large to densify")
+    if rows * cols > MAX_ARRAY_VALUES:
+        raise ValueError(f"sparse {fmt} matrix declares {rows} x {cols} values, above the {MAX_ARRAY_VALUES} limit")
     data = np.asarray(state.get("data", ()))
+    if data.dtype.kind not in "fiu":
+        raise ValueError(f"sparse {fmt} matrix with non-numeric values ({data.dtype})")
     if fmt == "coo" or "coords" in state or "row" in state:
         coords = state["coords"] if "coords" in state else (state.get("row", ()), state.get("col", ()))
-        r, c = (np.asarray(x, dtype=np.int64).reshape(-1) for x in coords)
+        r, c = (_index_array(x) for x in coords)
     elif fmt in ("csc", "csr"):
-        indices = np.asarray(state.get("indices", ()), dtype=np.int64).reshape(-1)
-        indptr = np.asarray(state.get("indptr", ()), dtype=np.int64).reshape(-1)
+        indices, indptr = _index_array(state.get("indices", ())), _index_array(state.get("indptr", ()))
         major = cols if fmt == "csc" else rows
         if len(indptr) != major + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(indices):
             raise ValueError(f"sparse {fmt} matrix with an inconsistent 'indptr' for shape {rows} x {cols}")
@@ -155,11 +173,21 @@ def _sparse_to_dense(matrix: _SparseMatrix) -> np.ndarray:
         raise ValueError(f"sparse {fmt} matrix: {data.size} values for {len(r)} row and {len(c)} column indices")
     if len(r) and (r.min() < 0 or r.max() >= rows or c.min() < 0 or c.max() >= cols):
         raise ValueError(f"sparse {fmt} matrix: an index lies outside its shape {rows} x {cols}")
-    if not np.issubdtype(data.dtype, np.number):
-        raise ValueError(f"sparse {fmt} matrix with non-numeric values ({data.dtype})")
     dense = np.zeros((rows, cols), dtype=data.dtype)
     np.add.at(dense, (r, c), data.reshape(-1))
     return dense
+
+
+def _is_count(n: Any) -> bool:
+    return isinstance(n, (int, np.integer)) and not isinstance(n, bool) and 0 <= n <= MAX_ARRAY_VALUES
+
+
+def _index_array(value: Any) -> np.ndarray:
+    """A 1-D int64 index array from pickled sparse-matrix content, or a ValueError."""
+    arr = np.asarray(value)
+    if arr.size and arr.dtype.kind not in "iu":
+        raise ValueError(f"sparse matrix indices must be integers, found {arr.dtype}")
+    return arr.astype(np.int64).reshape(-1)
 
 
 def load_pickle_restricted(data: bytes) -> Any:
@@ -167,8 +195,58 @@ def load_pickle_restricted(data: bytes) -> Any:
     return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
 
 
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress gzip data, refusing output above ``limit`` bytes (a small file can expand without bound)."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = d.decompress(data, limit + 1)
+    if len(out) > limit or d.unconsumed_tail:
+        raise ValueError(f"it decompresses to more than {limit / 2**20:.0f} MB")
+    return out
+
+
+def read_npy(f: BinaryIO, available: int) -> np.ndarray:
+    """One .npy array from ``f`` (no pickles), its header's declared size checked against the ``available`` bytes
+    and MAX_ARRAY_VALUES before numpy allocates it (np.load allocates whatever the header claims)."""
+    version = np.lib.format.read_magic(f)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(f)
+    count = int(np.prod(shape, dtype=object))
+    if count > MAX_ARRAY_VALUES or count * dtype.itemsize > available:
+        raise ValueError(f"an array declares shape {shape} of {dtype}: more than the file holds or the "
+                         f"{MAX_ARRAY_VALUES}-value limit")
+    if dtype.hasobject:
+        raise ValueError("an array holds Python objects (pickles are not read)")
+    data = f.read(count * dtype.itemsize)
+    if len(data) != count * dtype.itemsize:
+        raise ValueError(f"an array of shape {shape} is truncated")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _read_npz(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an .npz, each read with :func:`read_npy` (bounded whatever a header claims)."""
+    out = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        for info in z.infolist():
+            if info.filename.endswith(".npy"):
+                with z.open(info) as f:
+                    out[info.filename[: -len(".npy")]] = read_npy(f, info.file_size)
+    return out
+
+
+def _read_smpl_source(path: Path) -> Any:
+    """The raw content of an SMPL file: a dict (hopefully) from an .npz, a pickle or a gzipped pickle."""
+    raw = read_bytes(path, MAX_FILE_BYTES, "SMPL model file")
+    if path.suffix == ".gz":
+        raw = _gunzip(raw, MAX_FILE_BYTES)
+    if path.suffix == ".npz" or raw[:2] == b"PK":
+        return _read_npz(raw)
+    return load_pickle_restricted(raw)
+
+
 def load_smpl_arrays(path: str | Path) -> dict[str, np.ndarray]:
-    """Read an SMPL model (.pkl, .pkl.gz or .npz) into plain numpy arrays.
+    """Read an SMPL model (.pkl, .pkl.gz or .npz) into plain numpy arrays, every field checked (type, shape,
+    finiteness, index ranges, a valid kinematic tree) so that a malformed file is named here, not met as NaN
+    meshes or an index error later.
 
     Returns float32 ``v_template`` (6890,3), ``shapedirs`` (6890,3,10+), ``posedirs`` (6890,3,207),
     ``J_regressor`` (24,6890) dense, ``weights`` (6890,24), int64 ``faces`` (13776,3) and ``parents`` (24,).
@@ -177,15 +255,9 @@ def load_smpl_arrays(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise Hap3dError(f"SMPL model file not found: {path}\n{OBTAIN_HINT}")
     try:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
-        if path.suffix == ".npz" or raw[:2] == b"PK":
-            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-                src = {k: z[k] for k in z.files}
-        else:
-            src = load_pickle_restricted(raw)
-    except (pickle.UnpicklingError, ValueError, EOFError, OSError, KeyError) as err:
+        src = _read_smpl_source(path)
+    except (pickle.UnpicklingError, ValueError, TypeError, EOFError, OSError, KeyError, IndexError, AttributeError,
+            zipfile.BadZipFile, zlib.error, MemoryError, RecursionError) as err:
         raise Hap3dError(f"{path}: cannot be read as an SMPL model file ({err}).\n{OBTAIN_HINT}") from err
     if not isinstance(src, dict):
         raise Hap3dError(f"{path}: expected a dict of SMPL arrays, found {type(src).__name__}.\n{OBTAIN_HINT}")
@@ -195,32 +267,65 @@ def load_smpl_arrays(path: str | Path) -> dict[str, np.ndarray]:
     a = {}
     for key in REQUIRED_KEYS:
         try:
-            a[key] = _to_array(src[key])
-        except (ValueError, TypeError, KeyError) as err:
-            raise Hap3dError(f"{path}: field '{key}' cannot be read: {err}") from err
-    out = {
-        "v_template": np.asarray(a["v_template"], dtype=np.float32),
-        "shapedirs": np.asarray(a["shapedirs"], dtype=np.float32),
-        "posedirs": np.asarray(a["posedirs"], dtype=np.float32),
-        "J_regressor": np.asarray(a["J_regressor"], dtype=np.float32),
-        "weights": np.asarray(a["weights"], dtype=np.float32),
-        "faces": np.asarray(a["f"]).astype(np.int64),
-        "parents": _parents_from_kintree(np.asarray(a["kintree_table"])),
-    }
+            a[key] = _checked_array(key, _to_array(src[key]))
+        except (ValueError, TypeError, KeyError, MemoryError) as err:
+            raise Hap3dError(f"{path}: field '{key}' cannot be used: {err}") from err
+    out = {k: a[k].astype(np.float32) for k in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights")}
+    out["faces"] = a["f"].astype(np.int64)
+    try:
+        out["parents"] = _parents_from_kintree(a["kintree_table"])
+    except ValueError as err:
+        raise Hap3dError(f"{path}: field 'kintree_table' cannot be used: {err}") from err
     _check_shapes(path, out)
     return out
 
 
+def _checked_array(key: str, value: Any) -> np.ndarray:
+    """``value`` as a numeric array: integers for the index fields, finite numbers for the rest."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"expected a numeric array, found {type(value).__name__}")
+    if value.size > MAX_ARRAY_VALUES:
+        raise ValueError(f"{value.size} values, above the {MAX_ARRAY_VALUES} limit")
+    if key in ("f", "kintree_table"):
+        if value.dtype.kind not in "iu":
+            raise TypeError(f"expected integer indices, found {value.dtype} values")
+        return value
+    if value.dtype.kind not in "fiu":
+        raise TypeError(f"expected numbers, found {value.dtype} values")
+    bad = value.size - int(np.count_nonzero(np.isfinite(value)))
+    if bad:
+        raise ValueError(f"{bad} of its {value.size} values are not finite (NaN or Inf)")
+    return value
+
+
 def _parents_from_kintree(kintree: np.ndarray) -> np.ndarray:
-    parents = kintree[0].astype(np.int64)
-    parents[0] = -1
+    """Parent of each joint from a (2, J) ``kintree_table`` (row 0: parents, row 1: joint ids; the root's parent
+    is -1 or its uint32 spelling 4294967295). Every joint's parent must come before it, as the skinning's forward
+    kinematics walk the joints in order; a table that breaks this (cycles included) raises ValueError."""
+    if kintree.ndim != 2 or kintree.shape[0] != 2 or kintree.shape[1] < 1:
+        raise ValueError(f"expected shape (2, J), found {kintree.shape}")
+    j = kintree.shape[1]
     order = kintree[1].astype(np.int64)
-    out = np.empty_like(parents)
-    out[order] = parents
-    return out
+    if not np.array_equal(np.sort(order), np.arange(j)):
+        raise ValueError(f"row 1 must list the joint ids 0..{j - 1} once each")
+    if int(kintree[0, 0]) not in ROOT_PARENTS:
+        raise ValueError(f"the first column must be the root (parent -1 or 4294967295), found {kintree[0, 0]}")
+    if order[0] != 0:
+        raise ValueError(f"the root must be joint 0, found joint {order[0]}")
+    parents = np.empty(j, dtype=np.int64)
+    parents[order] = kintree[0].astype(np.int64)
+    parents[0] = -1
+    bad = [i for i in range(1, j) if not 0 <= parents[i] < i]
+    if bad:
+        raise ValueError(f"joint {bad[0]} has parent {parents[bad[0]]}; a joint's parent must be an earlier joint")
+    return parents
 
 
 def _check_shapes(path: Path, a: dict[str, np.ndarray]) -> None:
+    """Sizes consistent across the arrays: vertex count from v_template, joint count from J_regressor."""
+    if a["v_template"].ndim != 2 or a["v_template"].shape[0] < 1 or a["J_regressor"].ndim != 2:
+        raise Hap3dError(f"{path}: 'v_template' must be (V, 3) and 'J_regressor' (J, V); found "
+                         f"{a['v_template'].shape} and {a['J_regressor'].shape}")
     n = a["v_template"].shape[0]
     j = a["J_regressor"].shape[0]
     expected = {
@@ -232,12 +337,14 @@ def _check_shapes(path: Path, a: dict[str, np.ndarray]) -> None:
     for key, shape in expected.items():
         if a[key].shape != shape:
             raise Hap3dError(f"{path}: '{key}' has shape {a[key].shape}, expected {shape} for an SMPL-family model")
-    if a["shapedirs"].shape[:2] != (n, 3):
+    if a["shapedirs"].ndim != 3 or a["shapedirs"].shape[:2] != (n, 3):
         raise Hap3dError(f"{path}: 'shapedirs' has shape {a['shapedirs'].shape}, expected ({n}, 3, K)")
-    if a["faces"].ndim != 2 or a["faces"].shape[1] != 3 or a["faces"].max() >= n:
-        raise Hap3dError(f"{path}: 'f' must be (F, 3) vertex indices below {n}")
+    faces = a["faces"]
+    if faces.ndim != 2 or faces.shape[1] != 3 or (faces.size and (faces.min() < 0 or faces.max() >= n)):
+        raise Hap3dError(f"{path}: 'f' must be (F, 3) vertex indices in [0, {n}), found shape {faces.shape}"
+                         + (f", values {faces.min()}..{faces.max()}" if faces.size else ""))
     if a["parents"].shape != (j,):
-        raise Hap3dError(f"{path}: kintree_table does not describe {j} joints")
+        raise Hap3dError(f"{path}: 'kintree_table' describes {a['parents'].shape[0]} joints, 'J_regressor' {j}")
 
 
 def find_smpl_file(body_model_dir: str | Path, gender: str = "neutral") -> Path:
@@ -302,45 +409,62 @@ class SMPL(nn.Module):
         pose = pose.to(dtype)
         nj = self.th_J_regressor.shape[0]
         nv = self.th_v_template.shape[1]
-        # Plain matmuls over flattened blend shapes: much faster than the equivalent batched einsums on CPU.
         if betas.ndim != 2 or betas.shape[0] != b:
             raise ValueError(f"betas must be (B, <={self.num_betas}) for a batch of {b}, got {tuple(betas.shape)}")
+        # Every product below is one plain 2D matmul over the whole batch (vertex- or joint-major layouts): the
+        # broadcast batched forms run one small, badly shaped GEMM per sample and were 1.8x slower at batch 64.
         k = min(betas.shape[1], self.num_betas)  # fewer betas: the missing ones are zero
         shape_offsets = betas.to(dtype)[:, :k] @ self.th_shapedirs[..., :k].reshape(nv * 3, k).T
         v_shaped = self.th_v_template + shape_offsets.reshape(b, nv, 3)
-        joints = torch.matmul(self.th_J_regressor, v_shaped)
+        joints = (self.th_J_regressor @ v_shaped.transpose(0, 1).reshape(nv, b * 3)).reshape(nj, b, 3).transpose(0, 1)
 
         rot = axis_angle_to_rotmat(pose.reshape(b, nj, 3))  # (B, J, 3, 3)
         eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
         pose_feature = (rot[:, 1:] - eye).reshape(b, -1)
-        v_posed = v_shaped + (pose_feature @ self.th_posedirs.reshape(nv * 3, -1).T).reshape(b, nv, 3)
+        v_posed = torch.addmm(v_shaped.reshape(b, nv * 3), pose_feature, self.th_posedirs.reshape(nv * 3, -1).T)
 
-        # Forward kinematics: world transform of each joint, then remove its rest position.
-        rel = joints.clone()
-        rel[:, 1:] = joints[:, 1:] - joints[:, self.parents[1:]]
-        local = _rigid(rot, rel)
-        chain = [local[:, 0]]
-        for i in range(1, nj):
-            chain.append(chain[int(self.parents[i])] @ local[:, i])
-        world = torch.stack(chain, dim=1)  # (B, J, 4, 4)
-        posed_joints = world[..., :3, 3]
-        skin = world[..., :3, :].clone()
-        skin[..., 3] = posed_joints - (world[..., :3, :3] @ joints.unsqueeze(-1)).squeeze(-1)
-
-        t = torch.matmul(self.th_weights, skin.reshape(b, nj, 12)).reshape(b, nv, 3, 4)
-        verts = (t[..., :3] * v_posed.unsqueeze(2)).sum(-1) + t[..., 3]
+        world_rot, posed_joints = self._kinematics(rot, joints)
+        # Skinning transforms (B, J, 3, 4): each joint's world motion relative to its rest position.
+        offset = posed_joints - (world_rot @ joints.unsqueeze(-1)).squeeze(-1)
+        skin = torch.cat([world_rot, offset.unsqueeze(-1)], dim=-1).reshape(b, nj, 12)
+        t = (skin.transpose(1, 2) @ self.th_weights.T).reshape(b, 3, 4, nv)  # per-vertex blend, coordinate-major
+        vt = v_posed.reshape(b, nv, 3).transpose(1, 2).unsqueeze(1)  # (B, 1, 3, V)
+        verts = t[:, :, 3] + t[:, :, 0] * vt[:, :, 0] + t[:, :, 1] * vt[:, :, 1] + t[:, :, 2] * vt[:, :, 2]
+        verts = verts.transpose(1, 2)
         if trans is not None:
             verts = verts + trans.to(dtype).unsqueeze(1)
             posed_joints = posed_joints + trans.to(dtype).unsqueeze(1)
-        return SMPLOutput(verts, posed_joints)
+        return SMPLOutput(verts.contiguous(), posed_joints)
+
+    def _kinematics(self, rot: torch.Tensor, joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward kinematics: world rotations (B, J, 3, 3) and posed joint positions (B, J, 3).
+
+        All joints of one tree depth are composed in one batched product (SMPL: 8 depths instead of 23 joints)."""
+        rel = joints.clone()
+        rel[:, 1:] = joints[:, 1:] - joints[:, self.parents[1:]]
+        world_rot, world_pos = rot.clone(), rel.clone()
+        cached = self.__dict__.get("_levels")  # computed once per device: reading the tree syncs with the device
+        if cached is None or cached[0] != self.parents.device:
+            cached = self.__dict__["_levels"] = (self.parents.device, _tree_levels(self.parents))
+        for idx, par in cached[1]:
+            parent_rot = world_rot[:, par]
+            world_pos[:, idx] = (parent_rot @ rel[:, idx].unsqueeze(-1)).squeeze(-1) + world_pos[:, par]
+            world_rot[:, idx] = parent_rot @ rot[:, idx]
+        return world_rot, world_pos
 
 
-def _rigid(rot: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Stack (..., 3, 3) rotations and (..., 3) translations into (..., 4, 4) homogeneous transforms."""
-    top = torch.cat([rot, t.unsqueeze(-1)], dim=-1)
-    bottom = torch.zeros(top.shape[:-2] + (1, 4), dtype=top.dtype, device=top.device)
-    bottom[..., 0, 3] = 1
-    return torch.cat([top, bottom], dim=-2)
+def _tree_levels(parents: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(joint indices, their parents) per depth of the kinematic tree below the root (parents precede children)."""
+    order = [int(p) for p in parents.tolist()]
+    depth = [0] * len(order)
+    for i, p in enumerate(order[1:], start=1):
+        depth[i] = depth[p] + 1
+    levels = []
+    for d in range(1, max(depth, default=0) + 1):
+        idx = [i for i, di in enumerate(depth) if di == d]
+        parent = [order[i] for i in idx]
+        levels.append((torch.tensor(idx, device=parents.device), torch.tensor(parent, device=parents.device)))
+    return levels
 
 
 class GenderedSMPL(nn.Module):

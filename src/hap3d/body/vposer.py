@@ -70,4 +70,24 @@ def load_vposer_decoder_state(ckpt_dir: str | Path) -> dict[str, torch.Tensor]:
     missing = [k for k in DECODER_KEYS if k not in state]
     if missing:
         raise Hap3dError(f"{path}: not a VPoser v1 snapshot, missing {missing}.\n{OBTAIN_HINT}")
+    with torch.device("meta"):  # the expected shapes, without allocating a decoder
+        expected = VPoserDecoder().state_dict()
+    for key in DECODER_KEYS:
+        problem = _tensor_problem(state[key], tuple(expected[key].shape))
+        if problem:
+            raise Hap3dError(f"{path}: tensor '{key}' {problem}.\n{OBTAIN_HINT}")
     return {k: state[k] for k in DECODER_KEYS}
+
+
+def _tensor_problem(value: object, shape: tuple[int, ...]) -> str | None:
+    """What is wrong with a snapshot entry that should be a finite float tensor of ``shape`` (None if nothing)."""
+    if not isinstance(value, torch.Tensor):
+        return f"should be a tensor of shape {shape}, found {type(value).__name__}"
+    if not value.is_floating_point():
+        return f"should hold floating-point values, found {value.dtype}"
+    if tuple(value.shape) != shape:
+        return f"has shape {tuple(value.shape)}, expected {shape}"
+    bad = value.numel() - int(torch.isfinite(value).sum())
+    if bad:
+        return f"holds {bad} non-finite values (NaN or Inf)"
+    return None

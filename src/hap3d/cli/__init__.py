@@ -32,7 +32,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_cfg(args, args.cfg)
     out = args.out or cfg.output_dir
-    final = train(cfg, out, resume=args.resume)
+    final = train(cfg, out, resume=args.resume, overwrite=args.overwrite)
     if final:
         print("final epoch: " + ", ".join(f"{k} {v:.2f} mm" for k, v in final.items()))
     print(f"run directory: {out}")
@@ -42,7 +42,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from hap3d.quickstart import run_quickstart
 
-    return run_quickstart(Path(args.out), budget=args.budget, device=args.device, resume=args.resume)
+    return run_quickstart(Path(args.out), budget=args.budget, device=args.device, resume=args.resume,
+                          overwrite=args.overwrite)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="hap3d", description="HAP / 3DCrowdNet 3D human pose and shape estimation")
     p.add_argument("--version", action="version", version=f"hap3d {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help=f"show the Python traceback of any error (also ${DEBUG_ENV}=1; allowed anywhere on the line)")
     sub = p.add_subparsers(dest="command", required=True)
 
     q = sub.add_parser("quickstart", help="run the main job end to end on procedural data (no licensed files)")
@@ -60,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     q.add_argument("--resume", action="store_true",
                    help="continue the run in --out (same budget) instead of starting it again")
+    q.add_argument("--overwrite", action="store_true",
+                   help="start the run in --out again (its body model and data are kept)")
     q.set_defaults(func=_cmd_quickstart)
 
     t = sub.add_parser("train", help="train (single process, or under torchrun for DDP)",
@@ -68,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{', '.join(shipped_configs())}) (default: the built-in defaults)")
     t.add_argument("--out", help="run directory (default: the config's output_dir)")
     t.add_argument("--resume", action="store_true", help="continue from <run>/checkpoints/last.pt")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (its checkpoints, logs and evaluations; other files stay)")
     t.add_argument("--data-root", help="data root: Human36M/, MuCo/, MSCOCO/ or coco/, MPII/data/ or mpii/data/, "
                                        "PW3D/data/, see docs/data.md (default: the config's data.root)")
     t.add_argument("--body-model-dir", help="folder with smpl/, J_regressor_*.npy, vposer/ "
@@ -130,8 +137,16 @@ def _stdout_broken() -> bool:
         return False
 
 
+DEBUG_ENV = "HAP3D_DEBUG"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    """Run a command. Input problems (:class:`Hap3dError`, including failed writes) become one message and exit code
+    2 (or 128 + N for a stop on signal N); anything else is reported as an internal error with exit code 1. The
+    traceback is shown with ``--debug`` or ``HAP3D_DEBUG=1``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    args = parse_args([a for a in argv if a != "--debug"])
     start = time.time()
     try:
         code = args.func(args)
@@ -145,12 +160,28 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader stopped early
     except Hap3dError as err:
-        print(f"hap3d: error: {err}", file=sys.stderr)
-        return 2
+        _report(err, debug, f"hap3d: error: {err}")
+        return err.exit_code
     except KeyboardInterrupt:
-        print("hap3d: interrupted", file=sys.stderr)
+        _report(None, debug, "hap3d: interrupted")
         return 130
+    except MemoryError:
+        _report(None, debug, "hap3d: error: out of memory (a smaller batch size, fewer workers or a smaller input?)")
+        return 2
+    except Exception as err:  # a bug, or an input problem that no check caught yet: one line, traceback on request
+        hint = "" if debug else f"; rerun with --debug (or {DEBUG_ENV}=1) for the traceback"
+        _report(err, debug, f"hap3d: internal error: {type(err).__name__}: {err}\n(a bug in hap3d or an input it "
+                            f"does not check yet; please report it{hint})")
+        return 1
     return code
+
+
+def _report(err: BaseException | None, debug: bool, message: str) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    print(message, file=sys.stderr)
 
 
 __all__ = [

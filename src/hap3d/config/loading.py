@@ -8,24 +8,53 @@ from typing import Any
 
 import yaml
 
+from hap3d import files
 from hap3d.config.coerce import from_dict
 from hap3d.config.schema import Config, ConfigError
 
+MAX_CONFIG_BYTES = 2**20  # configs are a few kB; a larger "config" is the wrong file
+MAX_CONFIG_NODES = 100_000  # values after YAML aliases are expanded (an alias bomb stays small on disk)
+
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with the safe loader, naming the file on error."""
-    path = Path(path)
+    """Read a YAML mapping with the safe loader, naming the file on error. Bounded: a regular file of at most
+    MAX_CONFIG_BYTES, nesting within Python's recursion limit, at most MAX_CONFIG_NODES values."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError as err:
-        raise ConfigError(f"config file not found: {path}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from err
+        text = files.read_text(path, MAX_CONFIG_BYTES, "config file")
+    except files.FileProblem as err:
+        raise ConfigError(str(err)) from None
+    data = _parse_yaml(text, files.display(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+        raise ConfigError(f"{files.display(path)}: the top level must be a mapping of keys, got {type(data).__name__}")
     return data
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: invalid YAML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: YAML nested too deeply to read") from None
+    _count_nodes(data, where)
+    return data
+
+
+def _count_nodes(data: Any, where: str) -> None:
+    """Refuse more than MAX_CONFIG_NODES values, counting every use of an aliased value (iteratively)."""
+    stack, seen = [data], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_NODES:
+            raise ConfigError(f"{where}: more than {MAX_CONFIG_NODES} values (YAML aliases included): not a config")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -33,7 +62,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override '{text}' must look like key=value (e.g. model.depth=2)")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
+    path = key.strip().split(".")
+    if not all(path):
+        raise ConfigError(f"override '{text}': '{key}' is not a key (e.g. train.lr)")
+    return path, _parse_yaml(raw, f"override '{text}'")
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

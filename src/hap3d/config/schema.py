@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
+import re
 import typing
 from dataclasses import dataclass
 from typing import Literal
@@ -19,6 +21,32 @@ class ConfigError(Hap3dError):
     def __init__(self, message: str, key: str | None = None) -> None:
         super().__init__(message)
         self.key = key
+
+
+def _require(ok: bool, key: str, rule: str, value: object) -> None:
+    """One range check: ``'key' must be <rule>, got <value>`` naming the key, before any work uses it."""
+    if not ok:
+        raise ConfigError(f"'{key}' must be {rule}, got {value!r}", key)
+
+
+def _at_least(section: object, prefix: str, minimum: int, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        _require(value >= minimum, f"{prefix}.{name}", f"an integer >= {minimum}", value)
+
+
+def _positive(section: object, prefix: str, *names: str, allow_zero: bool = False, allow_none: bool = False) -> None:
+    """Finite numbers > 0 (>= 0 with allow_zero); None passes with allow_none."""
+    for name in names:
+        value = getattr(section, name)
+        if value is None and allow_none:
+            continue
+        ok = value is not None and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+        _require(ok, f"{prefix}.{name}", "a finite number >= 0" if allow_zero else "a finite number > 0", value)
+
+
+MAX_MODEL_PARAMS = 5e9  # far above any ViT here (ViT-B 86 M); a typo such as embed_dim=76800 fails before allocation
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 # The names of the backbone registry (hap3d/model/backbones.py maps each to its builder and checkpoint mapping; a
@@ -101,6 +129,15 @@ class ModelConfig:
         for name, (ref, fixed) in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, ref if compat else fixed)
+        _at_least(self, "model", 1, "patch_size", "embed_dim", "depth", "num_heads", "vit_conv_dim", "resnet_depth",
+                  "num_input_joints", "gcn_hidden", "heatmap_size")
+        _at_least(self, "model", 0, "patch_padding", "gcn_res_blocks")
+        _require(16 <= self.img_size <= 4096, "model.img_size", "in [16, 4096] pixels", self.img_size)
+        _positive(self, "model", "mlp_ratio", "heatmap_sigma", "focal")
+        _require(0 <= self.drop_path_rate < 1, "model.drop_path_rate", "in [0, 1)", self.drop_path_rate)
+        params = self.depth * self.embed_dim**2 * (4 + 2 * self.mlp_ratio)
+        _require(params <= MAX_MODEL_PARAMS, "model.embed_dim", f"a network under {MAX_MODEL_PARAMS:.0e} "
+                 "parameters", f"depth {self.depth}, embed_dim {self.embed_dim}: ~{params:.1e}")
         if self.embed_dim % self.num_heads:
             raise ConfigError(f"model.embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
         if not 0 < self.early_blocks < self.depth:
@@ -145,6 +182,14 @@ class DataConfig:
     strict: bool = False  # fail on an unreadable sample instead of replacing it
 
     ALIASES: typing.ClassVar[dict[str, str]] = {"num_thread": "num_workers"}
+
+    def __post_init__(self) -> None:
+        _at_least(self, "data", 0, "num_workers")
+        for name in ("root", "body_model_dir"):
+            _require(bool(getattr(self, name)), f"data.{name}", "a folder", getattr(self, name))
+        weights = self.group_weights
+        _require(all(math.isfinite(w) and w >= 0 for w in weights) and sum(weights) > 0, "data.group_weights",
+                 "finite numbers >= 0 with a positive sum", weights)
 
 
 # The training loss terms (hap3d/model/losses.py computes them; a test keeps the two lists equal), named by
@@ -198,10 +243,15 @@ class TrainConfig:
                 f"train.loss_scale=fixed sets the fp16 loss scale, but train.amp is '{self.amp}' (no loss scaling); "
                 "set train.amp=fp16, or drop train.loss_scale"
             )
-        if self.end_epoch < 1:
-            raise ConfigError("train.end_epoch must be >= 1")
-        if self.train_batch_size < 1:
-            raise ConfigError("train.train_batch_size must be >= 1")
+        _at_least(self, "train", 1, "end_epoch", "train_batch_size", "log_every", "max_bad_steps")
+        _at_least(self, "train", 0, "warmup_steps", "ckpt_every_steps", "max_steps_per_epoch")
+        _positive(self, "train", "lr", "lr_dec_factor", "init_scale", "dist_timeout_minutes")
+        _positive(self, "train", "lr_backbone", "weight_decay", allow_zero=True, allow_none=True)
+        _positive(self, "train", "grad_clip", allow_none=True)
+        _require(math.isfinite(self.momentum) and 0 <= self.momentum < 1, "train.momentum", "in [0, 1)",
+                 self.momentum)
+        _require(0 <= self.seed < 2**32, "train.seed", "in [0, 2^32)", self.seed)
+        _require(all(e >= 0 for e in self.lr_dec_epoch), "train.lr_dec_epoch", "epochs >= 0", self.lr_dec_epoch)
         if sorted(self.lr_dec_epoch) != list(self.lr_dec_epoch):
             raise ConfigError(f"train.lr_dec_epoch must be increasing, got {self.lr_dec_epoch}")
         for name, weight in self.loss_weights.items():
@@ -220,6 +270,11 @@ class EvalConfig:
     test_batch_size: int = 64
     device: str = "auto"
     amp: Literal["none", "bf16", "fp16"] = "none"
+
+    def __post_init__(self) -> None:
+        _at_least(self, "eval", 1, "test_batch_size")
+        _require(bool(DEVICE_PATTERN.fullmatch(self.device)), "eval.device", "auto, cpu, cuda, cuda:N or mps",
+                 self.device)
 
 
 @dataclass

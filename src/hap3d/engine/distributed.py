@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from hap3d.config import TrainConfig
+from hap3d.utils import Hap3dError
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,26 @@ class DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The torch device for a device setting (auto, cpu, cuda, cuda:N, mps), checked to exist here."""
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device(f"cuda:{local_rank}")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise Hap3dError(f"device {name!r} is not a device name (use auto, cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda":
+        if dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise Hap3dError(f"device {name!r}: {why}; use --device cpu (or auto)")
+        if dev.index >= torch.cuda.device_count():
+            raise Hap3dError(f"device {name!r}: only {torch.cuda.device_count()} GPU(s) are visible "
+                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise Hap3dError(f"device {name!r}: MPS is not available here; use --device cpu (or auto)")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise Hap3dError(f"device {name!r}: hap3d runs on cpu, cuda or mps")
     return dev
 
 

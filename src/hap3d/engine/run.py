@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -10,9 +11,10 @@ from hap3d.body.smpl import find_smpl_file
 from hap3d.config import Config, ConfigError
 from hap3d.data import build_fit_model, dataset_class, dataset_root
 from hap3d.data.io import DataError
-from hap3d.engine.distributed import DistInfo, cleanup, init_distributed
+from hap3d.engine.distributed import DistInfo, cleanup, init_distributed, resolve_device
 from hap3d.engine.evaluate import TEST_SETS, EvalResult, Evaluator
 from hap3d.engine.logging import run_log
+from hap3d.engine.rundir import claim_run_dir
 from hap3d.engine.train import Trainer
 from hap3d.model import build_model
 from hap3d.model.checkpoint import infer_model_config, load_backbone_checkpoint, load_model_checkpoint, read_checkpoint
@@ -110,20 +112,24 @@ def has_test_set(cfg: Config) -> bool:
 
 
 def train(
-    cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True, model: HapModel | None = None
+    cfg: Config, run_dir: str | Path, resume: bool = False, progress: bool = True, model: HapModel | None = None,
+    overwrite: bool = False,
 ) -> dict[str, float]:
     """Train (single process or under torchrun) and evaluate on the configured test set, when it is on disk: the
     final epoch, or every epoch with ``train.eval_every_epoch``. Returns the last evaluation's means (rank 0).
 
     ``model`` is a network to train in place instead of building one from ``cfg`` (and ``train.pretrained``): the
-    quickstart evaluates it before and after. ``resume`` continues from the run's ``last.pt`` if there is one.
+    quickstart evaluates it before and after. ``resume`` continues from the run's ``last.pt`` if there is one;
+    a folder that holds a run needs ``resume`` or ``overwrite`` (engine/rundir.py: checks, lock, clean-up).
     The run's text log is open from the start, so the readers' load-time warnings and tallies land in it too."""
+    resolve_device(cfg.eval.device)  # a device that does not exist here stops the run before any work
     require_pretrained(cfg)
     require_body_model(cfg)
     resolve_test_set(cfg)  # a test set without an evaluation stops the run before any work
     info = init_distributed(cfg.eval.device, cfg.train.dist_timeout_minutes)
     try:
-        with run_log(Path(run_dir), info.rank):
+        claim = claim_run_dir(run_dir, resume, overwrite) if info.is_main else contextlib.nullcontext()
+        with claim, run_log(Path(run_dir), info.rank):
             if model is None:  # the same initial weights in every process (the Trainer then reseeds per rank)
                 torch.manual_seed(cfg.train.seed)
                 model = make_model(cfg, info)

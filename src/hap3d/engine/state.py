@@ -17,15 +17,54 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from hap3d.config import ModelConfig, to_dict
-from hap3d.model.checkpoint import NUMPY_SAFE_GLOBALS, TRAIN_STATE_FORMAT
+from hap3d.model.checkpoint import (
+    NUMPY_SAFE_GLOBALS,
+    TRAIN_STATE_FORMAT,
+    RawCheckpoint,
+    check_config_fits,
+    load_problem,
+    train_state_model_config,
+)
 from hap3d.utils import Hap3dError, atomic_write
 
 Position = tuple[int, int, int]  # (epochs completed, steps into the next epoch, global step)
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _str_dict(v: Any) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) for k in v)
+
+
+# What each stored field must be, checked at load so that a damaged or crafted state is named here rather than
+# failing inside the optimizer, the scaler or the RNG restore (the model config is checked by the reader of 'config').
+_FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model": (lambda v: _str_dict(v) and all(isinstance(t, torch.Tensor) for t in v.values()), "a dict of tensors"),
+    "optimizer": (lambda v: isinstance(v, dict) and isinstance(v.get("state"), dict)
+                  and isinstance(v.get("param_groups"), list) and all(isinstance(g, dict) for g in v["param_groups"]),
+                  "an optimizer state dict ('state' and 'param_groups')"),
+    "scaler": (lambda v: isinstance(v, dict), "a dict"),
+    "config": (_str_dict, "a dict"),
+    "history": (_str_dict, "a dict"),
+    "epoch_sums": (lambda v: _str_dict(v) and all(isinstance(x, (int, float)) for x in v.values()),
+                   "a dict of numbers"),
+    "pending_eval": (lambda v: v is None or _count(v), "an epoch number or None"),
+    "rng": (lambda v: v is None or (isinstance(v, list) and all(isinstance(r, dict) for r in v)),
+            "a list of dicts or None"),
+    **{k: (_count, "a count >= 0") for k in ("epoch", "step_in_epoch", "global_step", "bad_steps_total",
+                                              "epoch_count", "bad_steps", "replaced_samples")},
+}
+
+
+def _clip(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[:n] + "..."
 
 
 @dataclass
@@ -63,8 +102,11 @@ class TrainState:
         """Read a state safely (tensors and plain values only). With ``model_cfg``, refuse a state written for
         another network: its weights and optimizer groups would not fit (see :meth:`model_changes`)."""
         path = Path(path)
-        with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS):
-            raw = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS):
+                raw = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # UnpicklingError for code-carrying files, RuntimeError for corrupt archives, ...
+            raise Hap3dError(f"{path}: cannot be read as a training state ({load_problem(err)})") from err
         if not isinstance(raw, dict) or raw.get("format") != TRAIN_STATE_FORMAT:
             raise Hap3dError(f"{path}: not a hap3d training state (use `hap3d convert` for model checkpoints)")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -73,6 +115,12 @@ class TrainState:
         missing = sorted(required - raw.keys())
         if missing:
             raise Hap3dError(f"{path}: training state without {', '.join(missing)}; it cannot be resumed")
+        for key, (valid, what) in _FIELD_RULES.items():
+            if key in raw and not valid(raw[key]):
+                found = type(raw[key]).__name__
+                raise Hap3dError(f"{path}: training state field '{key}' must be {what}, found {found} "
+                                 f"{_clip(repr(raw[key]))}; it cannot be resumed")
+        train_state_model_config(path, raw)
         state = cls(**{k: v for k, v in raw.items() if k in names})
         if model_cfg is not None:
             refused, _ = state.model_changes(model_cfg)
@@ -82,6 +130,7 @@ class TrainState:
                     f"with the run's own config (only {', '.join(sorted(ModelConfig.TRAINING_ONLY))} may change), or "
                     "train into a new run directory"
                 )
+            check_config_fits(RawCheckpoint(path, TRAIN_STATE_FORMAT, state.model, {}), model_cfg)
         return state
 
     def model_changes(self, model_cfg: ModelConfig) -> tuple[list[str], list[tuple[str, Any, Any]]]:

@@ -11,10 +11,9 @@ reads top to bottom in :meth:`Trainer._run`; docs/training.md describes the run 
 from __future__ import annotations
 
 import functools
-import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -34,6 +33,8 @@ from hap3d.engine.distributed import (
     loader_workers,
 )
 from hap3d.engine.logging import RunLogger, attach_file_handler
+from hap3d.engine.rundir import StopSignals
+from hap3d.engine.schedule import LossScaler, ResumableSampler, derived_seed, lr_factor
 from hap3d.engine.state import Position, TrainState
 from hap3d.model.checkpoint import save_model_checkpoint
 from hap3d.model.hap import HapModel
@@ -90,65 +91,6 @@ def describe_position(epoch: int, step: int, global_step: int) -> str:
     """A training position for people: epochs completed, then steps into the next (which log lines call epoch+1)."""
     into = f", {plural(step, 'step')} into epoch {epoch + 1}" if step else ""
     return f"{plural(epoch, 'epoch')} completed{into} (global step {global_step})"
-
-
-def derived_seed(*keys: int) -> int:
-    """A reproducible 63-bit seed for a tuple of keys (run seed, rank, ...): one stream per process and purpose."""
-    return int(np.random.SeedSequence(list(keys)).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
-def lr_factor(cfg: Config, epoch: int, step: int, steps_per_epoch: int) -> float:
-    """Multiplier of each group's base lr: step decay by milestones (reference) or cosine, with linear warm-up."""
-    t = cfg.train
-    global_step = epoch * steps_per_epoch + step
-    if t.schedule == "step":
-        f = 1.0 / t.lr_dec_factor ** sum(epoch >= m for m in t.lr_dec_epoch)
-    else:
-        total = max(1, t.end_epoch * steps_per_epoch)
-        f = 0.5 * (1 + math.cos(math.pi * min(global_step, total) / total))
-    if t.warmup_steps and global_step < t.warmup_steps:
-        f *= (global_step + 1) / t.warmup_steps
-    return f
-
-
-class LossScaler(torch.amp.GradScaler):
-    """fp16 loss scaling: 'dynamic' (halve on overflow, grow after a run of good steps) or 'fixed', the reference's
-    reset to ``init_scale`` after every step (an overflowing step is still skipped). Disabled, it is a no-op."""
-
-    def __init__(self, device_type: str, mode: str, init_scale: float, enabled: bool = True) -> None:
-        super().__init__(device_type, init_scale=init_scale, enabled=enabled)
-        self.mode, self.reset_scale = mode, init_scale
-
-    def update(self, new_scale: float | torch.Tensor | None = None) -> None:
-        super().update(self.reset_scale if new_scale is None and self.mode == "fixed" else new_scale)
-
-
-class ResumableSampler(torch.utils.data.Sampler[int]):
-    """The epoch's shuffled order for this rank (identical to DistributedSampler's), optionally from position k.
-
-    One process with batch B and N processes with batch B/N see the same global batches, so runs compare across
-    world sizes; skipping the first k samples resumes a killed run where it stopped.
-    """
-
-    def __init__(self, length: int, rank: int, world_size: int, seed: int, batch_size: int) -> None:
-        self.length, self.rank, self.world, self.seed, self.batch = length, rank, world_size, seed, batch_size
-        self.epoch = 0
-        self.skip = 0
-        self.per_rank = (length // (world_size * batch_size)) * batch_size  # full global batches only
-
-    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
-        self.epoch, self.skip = epoch, skip_batches * self.batch
-
-    def order(self) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        perm = torch.randperm(self.length, generator=g).tolist()
-        return perm[: self.per_rank * self.world][self.rank :: self.world]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.order()[self.skip :])
-
-    def __len__(self) -> int:
-        return self.per_rank - self.skip
 
 
 class Trainer:
@@ -212,12 +154,14 @@ class Trainer:
         self.pending_eval: int | None = None  # an epoch whose evaluation is due (saved: a kill during it reruns it)
         self.replaced_samples = 0  # unreadable samples replaced by others, on this process since the (re)start
         self.replaced_before = 0  # ... on all processes before a resume
+        self.signals = StopSignals()  # SIGTERM / Ctrl-C: save at the next step and stop
 
     # ----------------------------------------------------------------- the loop
     def run(self) -> dict[str, float]:
         """Train to ``end_epoch``; returns the last evaluation's means (rank 0; empty if none ran)."""
         try:
-            return self._run()
+            with self.signals:
+                return self._run()
         finally:
             self.logger.close()
 
@@ -253,6 +197,7 @@ class Trainer:
         bar = tqdm(total=steps, initial=self.step_in_epoch, desc=f"epoch {epoch + 1}/{t.end_epoch}",
                    disable=not self.progress, unit="step", dynamic_ncols=True)
         taken, t0 = 0, time.time()  # steps taken by this process in this epoch, for images/s
+        self.signals.deferred = True
         for batch in self.loader:
             if self.step_in_epoch >= steps:
                 break
@@ -265,9 +210,28 @@ class Trainer:
             bar.update(1)
             if t.ckpt_every_steps and self.global_step % t.ckpt_every_steps == 0:
                 self.save_state()
+            if self._stop_requested():
+                bar.close()
+                self._stop()
+        self.signals.deferred = False
         bar.close()
         means = {k: v / max(self.epoch_count, 1) for k, v in self.epoch_sums.items()}
         return means | {"skipped_steps": self.bad_steps_total, "replaced_samples": self.replaced_total()}
+
+    def _stop_requested(self) -> bool:
+        """Whether any process got a stop signal (a collective under DDP, so that all stop at the same step)."""
+        flag = torch.tensor(int(self.signals.signum is not None), device=self.info.device)
+        return bool(all_reduce_sum(flag, self.info).item()) if self.info.distributed else bool(flag)
+
+    def _stop(self) -> None:
+        """Save the state where the loop stands and stop with a message saying how to continue."""
+        self.signals.deferred = False
+        self.save_state()
+        where = describe_position(self.epoch, self.step_in_epoch, self.global_step)
+        message = (f" at {where}: training state saved to {self.state_path}; continue with "
+                   f"`hap3d train --out {self.run_dir} --resume` (same config)")
+        self.logger.info("stopped by a signal" + message)
+        raise self.signals.stopped(message)
 
     def _start_epoch(self) -> None:
         """The epoch's sample order (from the current step on), loader seeds and training mode."""

@@ -35,8 +35,9 @@ import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from hap3d.config import ModelConfig, from_dict, to_dict
+from hap3d.config import ConfigError, ModelConfig, from_dict, to_dict
 from hap3d.model.backbones import BACKBONES, spec_for_checkpoint_format, spec_of_module
+from hap3d.model.hap import HapModel
 from hap3d.utils import Hap3dError, atomic_write
 
 try:  # numpy >= 2
@@ -111,7 +112,7 @@ def read_checkpoint(path: str | Path) -> RawCheckpoint:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError for code-carrying files, RuntimeError for corrupt archives
         raise CheckpointError(
-            f"{path}: not a checkpoint hap3d can read ({type(err).__name__}: {_load_problem(err)}): neither a "
+            f"{path}: not a checkpoint hap3d can read ({type(err).__name__}: {load_problem(err)}): neither a "
             "safetensors file nor a PyTorch file holding only tensors and plain values. hap3d never unpickles other "
             "Python objects, because that could run code."
         ) from err
@@ -122,7 +123,7 @@ def _first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
-def _load_problem(err: Exception) -> str:
+def load_problem(err: Exception) -> str:
     """What torch.load(weights_only=True) objected to, without its advice to retry with weights_only=False (which
     would unpickle arbitrary code)."""
     text = str(err)
@@ -149,8 +150,21 @@ def _read_safetensors(path: Path) -> RawCheckpoint:
     except Exception as err:
         raise CheckpointError(f"{path}: corrupt safetensors file ({_first_line(err)})") from err
     fmt = FORMAT_NAME if meta.get("format") == FORMAT_NAME else "safetensors"
-    parsed = {k: (json.loads(v) if k in ("model_config", "info") else v) for k, v in meta.items()}
+    parsed = {k: (_json_object(path, k, v) if k in ("model_config", "info") else v) for k, v in meta.items()}
+    if fmt == FORMAT_NAME and "model_config" not in parsed:
+        raise CheckpointError(f"{path}: hap3d checkpoint without 'model_config' in its metadata")
     return RawCheckpoint(path, fmt, tensors, parsed)
+
+
+def _json_object(path: Path, key: str, text: str) -> dict[str, Any]:
+    """A metadata entry that holds a JSON object, or a CheckpointError naming the file and the key."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise CheckpointError(f"{path}: metadata '{key}' is not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: metadata '{key}' must be a JSON object, found {type(value).__name__}")
+    return value
 
 
 def _tensor_dict(obj: Any, path: Path, where: str) -> dict[str, torch.Tensor]:
@@ -169,8 +183,8 @@ def _identify(path: Path, obj: Any) -> RawCheckpoint:
     if obj.get("format") == TRAIN_STATE_FORMAT:
         # Its 'epoch' is the next epoch to run, i.e. the count of completed ones: named so beside epoch_N files.
         meta = {("epochs_completed" if k == "epoch" else k): v for k, v in meta.items()}
-        meta["model_config"] = dict(obj["config"]["model"])
-        return RawCheckpoint(path, TRAIN_STATE_FORMAT, _tensor_dict(obj["model"], path, "model"), meta)
+        meta["model_config"] = dict(train_state_model_config(path, obj))
+        return RawCheckpoint(path, TRAIN_STATE_FORMAT, _tensor_dict(obj.get("model"), path, "model"), meta)
     if "network" in obj:
         network = _strip_module(_tensor_dict(obj["network"], path, "network"))
         return RawCheckpoint(path, "reference_snapshot", network, meta)
@@ -198,6 +212,21 @@ def _identify(path: Path, obj: Any) -> RawCheckpoint:
     raise CheckpointError(f"{path}: a plain state dict, but neither a ViT nor a ResNet one")
 
 
+def train_state_model_config(path: Path, obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``config["model"]`` of a training state, or a CheckpointError naming the file and the missing key."""
+    config = obj.get("config")
+    if not isinstance(config, Mapping):
+        raise CheckpointError(f"{path}: training state whose 'config' is {_found(config)}, not a dict")
+    if not isinstance(config.get("model"), Mapping):
+        raise CheckpointError(f"{path}: training state whose 'config.model' is {_found(config.get('model'))}, "
+                              "not a dict")
+    return config["model"]
+
+
+def _found(value: Any) -> str:
+    return "missing" if value is None else f"a {type(value).__name__}"
+
+
 def _plain_meta(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The scalar entries of a checkpoint dict (epoch, versions, ...), as JSON-friendly Python values."""
     out = {}
@@ -220,22 +249,51 @@ def _strip_module(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def infer_model_config(raw: RawCheckpoint, **overrides: Any) -> ModelConfig:
-    """The model config a full checkpoint was trained with (stored, or deduced from its keys)."""
+    """The model config a full checkpoint was trained with (stored, or deduced from its keys), with
+    ``overrides``, checked against the tensors the checkpoint holds before any model is allocated: a config
+    that claims another architecture (a crafted file, a wrong ``--set``) fails here, in bounded memory."""
     if raw.format in (FORMAT_NAME, TRAIN_STATE_FORMAT):
         data = dict(raw.meta["model_config"])
-        data.update(overrides)
-        return from_dict(ModelConfig, data)
-    if raw.format != "reference_snapshot":
-        raise CheckpointError(f"{raw.path}: a {raw.format} checkpoint holds a backbone only, not a full model")
-    for name, spec in BACKBONES.items():
-        found = spec.config_from_snapshot(raw.tensors)
-        if found is not None:
-            data: dict[str, Any] = {"backbone": name, **found, "reference_compat": True}
-            break
+    elif raw.format == "reference_snapshot":
+        data = _snapshot_config(raw)
     else:
-        raise CheckpointError(f"{raw.path}: snapshot has the backbone keys of none of: {', '.join(BACKBONES)}")
+        raise CheckpointError(f"{raw.path}: a {raw.format} checkpoint holds a backbone only, not a full model")
     data.update(overrides)
-    return from_dict(ModelConfig, data)
+    try:
+        cfg = from_dict(ModelConfig, data, "model.")
+    except ConfigError as err:
+        raise CheckpointError(f"{raw.path}: invalid model config: {err}") from err
+    check_config_fits(raw, cfg)
+    return cfg
+
+
+def _snapshot_config(raw: RawCheckpoint) -> dict[str, Any]:
+    """ModelConfig values read off a reference snapshot's keys and shapes."""
+    for name, spec in BACKBONES.items():
+        try:
+            found = spec.config_from_snapshot(raw.tensors)
+        except (ValueError, IndexError, TypeError) as err:  # keys or shapes no real snapshot has
+            raise CheckpointError(f"{raw.path}: malformed {name} snapshot ({err})") from err
+        if found is not None:
+            return {"backbone": name, **found, "reference_compat": True}
+    raise CheckpointError(f"{raw.path}: snapshot has the backbone keys of none of: {', '.join(BACKBONES)}")
+
+
+def check_config_fits(raw: RawCheckpoint, cfg: ModelConfig) -> None:
+    """Compare the tensor shapes a model of ``cfg`` would have (built on the meta device: nothing allocated) with
+    the checkpoint's; raise a CheckpointError naming the file on any difference."""
+    tensors, _ = map_full_model_keys(raw)
+    for name in ("depth", "gcn_res_blocks"):  # each block holds tensors: more blocks than tensors cannot fit
+        if getattr(cfg, name) > len(tensors):
+            raise CheckpointError(f"{raw.path}: model config '{name}' = {getattr(cfg, name)} cannot fit a checkpoint "
+                                  f"of {len(tensors)} tensors")
+    try:
+        with torch.device("meta"):
+            model = HapModel(cfg, nn.Module(), np.zeros((30, 1), np.float32))
+    except (ValueError, RuntimeError, ZeroDivisionError, TypeError) as err:
+        raise CheckpointError(f"{raw.path}: its model config cannot be built ({_first_line(err)})") from err
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    compare_state(own, tensors, LoadReport(str(raw.path), raw.format))
 
 
 def map_full_model_keys(raw: RawCheckpoint) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -261,12 +319,26 @@ def map_full_model_keys(raw: RawCheckpoint) -> tuple[dict[str, torch.Tensor], di
 def load_state_strict(
     model: nn.Module, state: Mapping[str, torch.Tensor], report: LoadReport, allow_missing: tuple[str, ...] = ()
 ) -> LoadReport:
-    """Copy ``state`` into ``model`` checking names and shapes; raise on anything missing or mismatched."""
-    own = model.state_dict()
+    """Copy ``state`` into ``model`` checking names, shapes and finiteness; raise on anything missing, mismatched
+    or non-finite (NaN weights would give NaN meshes reported as results)."""
+    compare_state({k: tuple(v.shape) for k, v in model.state_dict().items()}, state, report, allow_missing)
+    bad = [k for k in report.loaded if state[k].is_floating_point() and not bool(torch.isfinite(state[k]).all())]
+    if bad:
+        raise CheckpointError(f"{report.source}: {len(bad)} tensors hold NaN or Inf values ({_preview(bad)}); "
+                              "the weights are unusable (a diverged training run?)")
+    model.load_state_dict({k: state[k] for k in report.loaded}, strict=False)
+    return report
+
+
+def compare_state(
+    own: Mapping[str, tuple[int, ...]], state: Mapping[str, torch.Tensor], report: LoadReport,
+    allow_missing: tuple[str, ...] = (),
+) -> LoadReport:
+    """Check ``state`` against a model's key -> shape table, filling ``report``; raise on any difference."""
     mismatched = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        f"{k}: checkpoint {tuple(v.shape)} vs model {own[k]}"
         for k, v in state.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
+        if k in own and tuple(v.shape) != own[k]
     ]
     if mismatched:
         raise CheckpointError(
@@ -280,7 +352,6 @@ def load_state_strict(
             report.summary() + "\nThe checkpoint does not match the model configuration; check backbone/depth "
             "settings, or pass a checkpoint of the same architecture."
         )
-    model.load_state_dict({k: state[k] for k in report.loaded}, strict=False)
     return report
 
 

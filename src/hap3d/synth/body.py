@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse
 import torch
 
+from hap3d.files import staged_dir
 from hap3d.utils import Hap3dError, atomic_write, rule_normal, rule_state_dict
 
 GENDERS = ("neutral", "male", "female")
@@ -416,9 +417,20 @@ always give the same bytes. An existing
         raise Hap3dError(f"{out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise Hap3dError(f"{out} exists and is not empty; refusing to overwrite it (pass overwrite=True / --overwrite)")
-    seeds = {**DEFAULT_SEEDS, **(seeds or {})}
-    r = BODY_RULES if body_rules is None else body_rules
+    args = (salt, {**DEFAULT_SEEDS, **(seeds or {})}, BODY_RULES if body_rules is None else body_rules,
+            regressor_targets, weight_rules, surface)
+    if out.is_dir() and any(out.iterdir()):  # overwrite: the files are replaced one by one, each atomically
+        return _write_body_files(out, *args)
+    with staged_dir(out) as stage:  # a new folder appears complete or not at all (a kill leaves no half model)
+        _write_body_files(stage, *args)
+    return out
 
+
+def _write_body_files(
+    out: Path, salt: str, seeds: Mapping[str, int], r: Mapping[str, Any],
+    regressor_targets: Mapping[str, Sequence[Sequence[float]]] | None, weight_rules: Mapping[str, Any] | None,
+    surface: bool,
+) -> Path:
     arrays = {g: synth_smpl_arrays(g, seeds[g], r) for g in GENDERS}
     if surface:
         face_ids = [int(i) for i, _ in r["face_vertices"]]
