@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hap3d.cli.common import non_negative_int
+
 if TYPE_CHECKING:
     from hap3d.data.check import DatasetCheck, Report
 
@@ -37,7 +39,7 @@ def cmd_data_synth(
     if not body_model_dir and not (body / "smpl").is_dir():
         write_body_model_dir(body)
         print(f"wrote the procedural body model (NOT SMPL) to {body}")
-    counts = write_synthetic_datasets(out, body, size, seed)
+    counts = write_synthetic_datasets(out, body, size, seed)  # a killed run is redone by running it again
     for name, n in counts.items():
         print(f"  {name}: {n} annotations in {written_dataset_root(out, name)}")
     elapsed = time.perf_counter() - start
@@ -132,7 +134,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ds.add_argument("--size", default="tiny", choices=["tiny", "small", "medium", "large"],
                     help="tiny: tests; small, medium: the quickstart budgets; large: a few thousand samples "
                          "(default: %(default)s)")
-    ds.add_argument("--seed", type=int, default=0,
+    ds.add_argument("--seed", type=non_negative_int, default=0,
                     help="seed of the generated people, poses and images (default: %(default)s)")
     ds.add_argument("--body-model-dir", help="body model to pose (default: a procedural one in <out>/body_model)")
     ds.set_defaults(func=_cmd_data_synth)

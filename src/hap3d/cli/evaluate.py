@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hap3d.cli.common import load_cfg
+from hap3d.files import check_output_dir
 
 
 def run_config_of(ckpt: str | Path) -> Path | None:
@@ -54,6 +55,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print("config: built-in defaults (no --cfg, and no <run>/config.yaml beside the checkpoint's folder)")
         cfg = load_cfg(args, None)
     out = Path(args.out) if args.out else eval_out_dir(args.ckpt, cfg.data.crowd)
+    check_output_dir(out)  # a folder that cannot be written fails now, not after the whole evaluation
     result = evaluate(cfg, args.ckpt, out)
     print(result.per_sequence_table())
     print(result.summary())

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
+
+from hap3d.files import check_output_dir
+from hap3d.utils import Hap3dError
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -13,6 +17,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from hap3d.model import build_model
     from hap3d.model.checkpoint import infer_model_config, load_model_checkpoint, read_checkpoint, save_model_checkpoint
 
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:  # before any work: a user's file is never replaced silently
+        raise Hap3dError(f"{output} exists; pass --overwrite to replace it, or choose another output path")
+    if os.path.abspath(output) == os.path.abspath(args.input):
+        raise Hap3dError(f"the output {output} is the input checkpoint; choose another output path")
+    check_output_dir(output.parent, "the output's folder")
     raw = read_checkpoint(args.input)
     overrides = {}
     for text in args.set:
@@ -48,6 +58,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("convert", help="convert a reference snapshot / demo checkpoint to the hap3d format")
     c.add_argument("input", help="snapshot_N.pth.tar, demo_checkpoint.pth.tar or a hap3d .safetensors")
     c.add_argument("output", help="output .safetensors path")
+    c.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     c.add_argument("--body-model-dir", required=True, help="folder with smpl/, J_regressor_extra.npy")
     c.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
