@@ -264,3 +264,18 @@ def test_keypoint_json_nested_too_deeply_is_a_data_error(tmp_path):
     deep.write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(DataError, match=re.escape(f"{deep}: JSON nested too deeply to read")):
         read_keypoints(deep)
+
+
+def test_resume_from_a_state_that_does_not_fit_is_named(tmp_path, body_dir):
+    run = tmp_path / "run"
+    args = [sys.executable, SCRIPT, "--out", str(run), "--body", str(body_dir), "--samples", "8",
+            "train.train_batch_size=2", "train.max_steps_per_epoch=1"]
+    subprocess.run(args + ["train.end_epoch=1"], env=_env(), check=True, capture_output=True, timeout=300)
+    last = run / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    state["optimizer"]["param_groups"] = state["optimizer"]["param_groups"][:1] + state["optimizer"]["param_groups"]
+    torch.save(state, last)  # one parameter group too many: from another optimizer set-up
+    done = subprocess.run(args + ["train.end_epoch=2", "--resume"], env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2 and str(last) in done.stderr and "optimizer" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -79,9 +79,9 @@ def main() -> int:
     model = build_model(cfg.model, cfg.data.body_model_dir)
     evaluate_fn = slow_constant_eval if args.eval and info.is_main else None
     trainer = Trainer(cfg, model, RandomSamples(args.samples), args.out, info, evaluate_fn, progress=False)
-    if args.resume:
-        trainer.load_state()
     try:
+        if args.resume:
+            trainer.load_state()
         trainer.run()
     except Hap3dError as err:  # what the command line does: the message, and the error's exit code
         print(f"hap3d: error: {err}", file=sys.stderr)

@@ -431,9 +431,14 @@ class Trainer:
             for key, before, now in state.model_changes(self.cfg.model)[1]:
                 self.logger.warning(f"resuming {path} with model.{key} {before!r} -> {now!r} (training-only: "
                                     "takes effect from here)")
-        self.model.load_state_dict(state.model)
-        self.optimizer.load_state_dict(state.optimizer)
-        self.scaler.load_state_dict(state.scaler)
+        for part, target, saved in (("model", self.model, state.model), ("optimizer", self.optimizer, state.optimizer),
+                                    ("scaler", self.scaler, state.scaler)):
+            try:
+                target.load_state_dict(saved)
+            except (RuntimeError, ValueError, KeyError, TypeError) as err:  # a state from another config or version
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise Hap3dError(f"{path}: its {part} state does not fit this run's {part} ({first}); resume with the "
+                                 "run's own config, or start a new run with --overwrite") from None
         self.epoch, self.step_in_epoch, self.global_step = state.position
         self.epoch_sums, self.epoch_count = state.epoch_sums, state.epoch_count
         self.bad_steps, self.bad_steps_total = state.bad_steps, state.bad_steps_total
