@@ -440,6 +440,20 @@ def test_missing_image_is_skipped_and_counted(cls, folder, data_root, fit_model,
         cls(tmp_path / folder, fit_model, strict=True)[0]
 
 
+@pytest.mark.parametrize("content, problem", [(None, "megapixel limit"), (b"\0" * 64, "cannot be decoded")])
+def test_oversized_or_corrupt_image_is_a_bad_sample(data_root, fit_model, tmp_path, content, problem):
+    """A small PNG declaring 2.5 gigapixels (or garbage) costs no memory and does not end training: replaced."""
+    from test_files import _huge_png_header
+
+    shutil.copytree(data_root / "MuCo", tmp_path / "MuCo")
+    ds = MuCo(tmp_path / "MuCo", fit_model)
+    victim = ds.records[0].img_path
+    victim.write_bytes(_huge_png_header(50000, 50000) if content is None else content)
+    assert _check_sample(ds[0], TRAIN_SHAPES) == [] and ds.skipped == {str(victim): 1}
+    with pytest.raises(DataError, match=problem):
+        MuCo(tmp_path / "MuCo", fit_model, strict=True)[0]
+
+
 # ------------------------------------------------------------------------------------ malformed input
 def edit_json(path: Path, edit) -> None:
     obj = json.loads(path.read_text())
