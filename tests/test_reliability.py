@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import re
 import signal
@@ -39,7 +40,7 @@ def _env() -> dict:
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hap3d.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "hap3d.cli", *args], capture_output=True, text=True, errors="replace",
                           timeout=timeout, env=_env())
 
 
@@ -140,7 +141,8 @@ def test_existing_run_and_user_config_are_never_replaced(tmp_path, capsys, body_
     err = capsys.readouterr().err
     assert f"{run} already holds a hap3d run" in err and "--resume" in err and "--overwrite" in err, err
     assert (run / "history.json").read_text() == "{}"
-    assert cli_main(["train", "--out", str(run), "--body-model-dir", str(body_dir), "--resume", "--overwrite", *TINY]) == 2
+    both = ["--resume", "--overwrite"]
+    assert cli_main(["train", "--out", str(run), "--body-model-dir", str(body_dir), *both, *TINY]) == 2
     assert "give one of them" in capsys.readouterr().err
 
 
@@ -279,3 +281,39 @@ def test_resume_from_a_state_that_does_not_fit_is_named(tmp_path, body_dir):
                           timeout=300)
     assert done.returncode == 2 and str(last) in done.stderr and "optimizer" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+SURROGATE_SCRIPT = """
+import sys
+from pathlib import Path
+from hap3d.data import build_fit_model
+from hap3d.data.mpii import MPII
+ds = MPII(Path(sys.argv[1]), build_fit_model(sys.argv[2]))
+for i in range(len(ds)):
+    ds[i]
+print("skipped", len(ds.skipped))
+"""
+
+
+@pytest.mark.parametrize("present", [True, False])
+def test_annotation_file_name_that_is_not_utf8(tmp_path, body_dir, present):
+    """'x\\udcff.jpg' is legal JSON; handed to OpenCV as a string it crashes the process. It must be read (when the
+    file, named with the byte 0xff, exists) or be a missing image, in `data check` and in a training loader."""
+    from test_data_2d import write_mpii
+
+    folder = write_mpii(tmp_path)
+    db_path = folder / "annotations" / "train.json"
+    db = json.loads(db_path.read_text())
+    db["images"][0]["file_name"] = "images/x\udcff.jpg"
+    db_path.write_text(json.dumps(db))  # ensure_ascii: the surrogate is written as \udcff
+    image = folder / "images" / "a.jpg"
+    if present:
+        os.rename(image, os.path.join(os.fsencode(folder / "images"), b"x\xff.jpg"))
+    checked = _cli("data", "check", "--root", str(tmp_path), "--body-model-dir", str(body_dir), "--datasets", "MPII",
+                   "--allow-missing-images")
+    assert checked.returncode in (0, 1), checked.stderr  # never a signal (negative) or an internal error
+    assert "internal error" not in checked.stderr and "Traceback" not in checked.stderr
+    loaded = subprocess.run([sys.executable, "-c", SURROGATE_SCRIPT, str(folder), str(body_dir)], capture_output=True,
+                            text=True, timeout=120, env=_env())
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == ("skipped 0" if present else "skipped 1")
