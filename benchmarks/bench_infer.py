@@ -2,17 +2,22 @@
 crop, model, render, write in the demo's default mesh formats) one image per forward, which shows that the model
 dominates, not rendering or I/O; then `run_demo` itself end to end on the same images, where the people of
 consecutive images share forwards of up to batch_size crops (its default), so that batching is measured too.
+Then the video case: a clip of two people walking apart, end to end with multi-person detection (MediaPipe, when
+a python with it is found; else the known keypoints, said so), tracking, smoothing, per-track exports and the
+overlay video, in frames/s with the share of each stage.
 
-    python benchmarks/bench_infer.py [--images 4] [--depth 12] [--backend auto]
+    python benchmarks/bench_infer.py [--images 4] [--depth 12] [--backend auto] [--video-frames 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -20,11 +25,13 @@ import torch
 
 from hap3d.config import ModelConfig
 from hap3d.data.io import load_image_rgb
+from hap3d.infer import demo, detect, smoothing, video
 from hap3d.infer.demo import MESH_FORMATS, render_views, run_demo, write_item
 from hap3d.infer.predictor import Predictor
 from hap3d.model import build_model
 from hap3d.render import gl_available
 from hap3d.synth import write_body_model_dir
+from hap3d.utils import Hap3dError
 
 KEYPOINTS = np.array([[222, 125, .95], [245, 108, .9], [200, 108, .9], [280, 120, .8], [165, 120, .8], [340, 300, .85],
                       [85, 300, .85], [352, 450, .7], [45, 440, .7], [300, 500, .5], [150, 495, .6], [300, 560, .5],
@@ -37,6 +44,7 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--backend", default="auto", choices=("auto", "raster", "egl"))
+    ap.add_argument("--video-frames", type=int, default=8, help="frames of the video case (0: skip it)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,6 +93,72 @@ def main() -> None:
                 raise SystemExit("run_demo failed: " + "; ".join(f"{r.name}: {r.error}" for r in reports if r.error))
             print(f"{label}: {args.images / total:.3f} images/s run_demo end to end (batch_size "
                   f"{predictor.batch_size}: up to {predictor.batch_size // len(two_people)} images per forward)")
+        if args.video_frames > 0:
+            bench_video(Predictor(model, "cpu", amp="auto"), tmp, args.video_frames, backend)
+
+
+def _two_people_video(path: Path, frames: int) -> dict[str, list[np.ndarray]]:
+    """A 1280x720 MJPG clip of two astronaut photos walking apart, and their keypoints per frame."""
+    from skimage.data import astronaut
+
+    photo = astronaut()[:, :, ::-1]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (1280, 720))
+    keypoints = {}
+    for f in range(frames):
+        frame = np.full((720, 1280, 3), 90, np.uint8)
+        left, right = 100 - 4 * f, 660 + 4 * f
+        frame[100:612, max(left, 0):left + 512] = photo[:, max(-left, 0):]
+        frame[100:612, right:min(right + 512, 1280)] = photo[:, :1280 - right]
+        writer.write(frame)
+        keypoints[f"{path.stem}_{f:06d}"] = [KEYPOINTS + np.array([x, 100, 0], np.float32) for x in (left, right)]
+    writer.release()
+    return keypoints
+
+
+def _timed(stages: dict[str, float], stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*a: Any, **k: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            stages[stage] += time.perf_counter() - t0
+    return wrapper
+
+
+def bench_video(predictor: Predictor, tmp: Path, frames: int, backend: str) -> None:
+    """Frames/s of the video path end to end, with each stage's share (the rest: decoding and cropping)."""
+    clip = tmp / "walk.avi"
+    keypoints = _two_people_video(clip, frames)
+    stages: dict[str, float] = defaultdict(float)
+    start = time.perf_counter()
+    try:
+        found = detect.MediaPipeDetector().detect_path(clip)
+        keypoints, source = found.keypoints, "MediaPipe multi-person detection"
+    except Hap3dError as err:
+        source = f"the known keypoints (no detection: {str(err).splitlines()[0]})"
+    stages["detect"] = time.perf_counter() - start
+    patches = [(video.VideoSession, "assign", "track"), (smoothing.PersonSmoother, "__call__", "smooth"),
+               (Predictor, "repose", "smooth"), (Predictor, "run_prepared", "model"), (demo, "render_views", "render"),
+               (demo, "write_item", "write"), (video.VideoSession, "write", "tracks+mp4")]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, stage in patches:
+        setattr(owner, name, _timed(stages, stage, getattr(owner, name)))
+    try:
+        t0 = time.perf_counter()
+        code, reports = run_demo(predictor, clip, keypoints, tmp / "video_out", formats=(), backend=backend,
+                                 progress=False)
+        stages["demo"] = time.perf_counter() - t0
+    finally:
+        for owner, name, fn in originals:
+            setattr(owner, name, fn)
+    if code != 0:
+        raise SystemExit("video run failed: " + "; ".join(f"{r.name}: {r.error}" for r in reports if r.error))
+    total = stages["detect"] + stages.pop("demo")
+    stages["decode+crop+other"] = total - sum(stages.values())
+    split = ", ".join(f"{k} {v / total:.0%}" for k, v in stages.items())
+    print(f"video, {frames} frames 1280x720, 2 people, keypoints from {source}, amp {predictor.amp}: "
+          f"{frames / total:.3f} frames/s end to end  [{split}]")
 
 
 if __name__ == "__main__":

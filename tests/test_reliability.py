@@ -317,3 +317,13 @@ def test_annotation_file_name_that_is_not_utf8(tmp_path, body_dir, present):
                             text=True, timeout=120, env=_env())
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == ("skipped 0" if present else "skipped 1")
+
+
+def test_demo_out_that_is_a_file_fails_before_any_work(tmp_path, capsys, body_dir):
+    a_file = tmp_path / "out"
+    a_file.write_text("mine")
+    keypoints = Path(__file__).parent / "data" / "astronaut_keypoints.json"
+    assert cli_main(["demo", str(tmp_path / "missing.png"), "--keypoints", str(keypoints), "--random-weights",
+                     "--body-model-dir", str(body_dir), "--out", str(a_file), "--device", "cpu"]) == 2
+    assert f"--out names a file, not a folder: {a_file}" in capsys.readouterr().err
+    assert a_file.read_text() == "mine"

@@ -2,7 +2,8 @@
 
 Per item ``<out>/<name>/``: ``overlay.png`` (meshes over the photo, one shared depth buffer), ``side.png`` (the
 same people seen from the side), ``person_<k>.{obj,ply,glb,npz,json}``; and for the run ``<out>/summary.json``
-(settings, and per item: status, people, skipped people with reasons, error). ``<name>`` is the image's stem
+(settings, and per item: status, people, skipped people with reasons, error). For a video, people are also tracked
+across frames, filtered over time and exported per track (:mod:`hap3d.infer.video`). ``<name>`` is the image's stem
 (see :func:`folder_names` for inputs that would share a folder), or the frame name ``<video stem>_<index:06d>``.
 Every item is handled on its own: an unreadable image or a keypoint entry without its image is reported and the
 others still finish. People from consecutive items share model forwards of up to ``batch_size`` crops. A run that
@@ -18,7 +19,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 import cv2
 import numpy as np
@@ -30,6 +31,9 @@ from hap3d.infer.export import save_glb, save_obj, save_person_json, save_person
 from hap3d.infer.predictor import PersonPrediction, Predictor, PreparedPerson
 from hap3d.render import Camera, person_colour, render_overlay, render_side_view
 from hap3d.utils import atomic_write
+
+if TYPE_CHECKING:
+    from hap3d.infer.video import VideoOptions, VideoSession
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -66,6 +70,9 @@ class _Pending:
     prepared: list[PreparedPerson]
     given: int  # people in the keypoints
     out_dir: Path
+    video: VideoSession | None = None
+    frame: int = -1  # in a video: the frame index
+    tracks: dict[int, int] = field(default_factory=dict)  # in a video: person index -> track id
 
 
 def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
@@ -209,8 +216,14 @@ def _is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def colour(p: PersonPrediction) -> tuple[float, float, float]:
+    """A person's colour: their track's in a video (stable over frames), else their index's."""
+    return person_colour(p.track_id if p.track_id >= 0 else p.person_index)
+
+
 def person_record(p: PersonPrediction) -> dict[str, np.ndarray]:
-    return {
+    track = {"track_id": np.int64(p.track_id)} if p.track_id >= 0 else {}
+    return {**track,
         "vertices": p.vertices, "joints3d": p.joints3d, "joints2d": p.joints2d, "smpl_pose": p.smpl_pose,
         "smpl_shape": p.smpl_shape, "cam_trans": p.cam_trans, "focal": np.float32(p.focal), "princpt": p.princpt,
         "bbox": p.bbox, "input_keypoints": p.input_keypoints, "joint_score": p.joint_score,
@@ -223,7 +236,7 @@ def render_views(image: np.ndarray, people: list[PersonPrediction], faces: np.nd
     """The overlay on ``image`` (RGB uint8) and a 512 px side view; the input and a blank view without people."""
     if not people:
         return image, np.full((512, 512, 3), 255, np.uint8)
-    meshes = [(p.vertices, faces, person_colour(p.person_index)) for p in people]
+    meshes = [(p.vertices, faces, colour(p)) for p in people]
     cams = [Camera(p.focal, p.focal, float(p.princpt[0]), float(p.princpt[1])) for p in people]
     overlay = render_overlay(image, meshes, cams, backend=backend)
     return overlay, render_side_view(meshes, camera=cams[0], backend=backend)
@@ -244,7 +257,7 @@ def write_item(out: Path, views: tuple[np.ndarray, np.ndarray], people: list[Per
         if "ply" in formats:
             save_ply(stem.with_suffix(".ply"), p.vertices, faces)
         if "glb" in formats:
-            save_glb(stem.with_suffix(".glb"), p.vertices, faces, person_colour(p.person_index))
+            save_glb(stem.with_suffix(".glb"), p.vertices, faces, colour(p))
         rec = person_record(p)
         save_person_npz(stem.with_suffix(".npz"), rec)
         save_person_json(stem.with_suffix(".json"), {k: v for k, v in rec.items() if k != "vertices"})
@@ -346,10 +359,26 @@ def _reasons(rep: ItemReport) -> str:
     return "; ".join(f"person {s['person']}: {s['reason']}" for s in rep.skipped)
 
 
+def _non_finite(p: PersonPrediction) -> list[str]:
+    """The outputs of ``p`` holding NaN or Inf (a diverged or broken model): such a person is not a result."""
+    return [name for name in ("vertices", "joints3d", "cam_trans", "smpl_pose", "smpl_shape")
+            if not np.isfinite(getattr(p, name)).all()]
+
+
 def _finish(item: _Pending, people: list[PersonPrediction], faces: np.ndarray, formats: tuple[str, ...],
             backend: str) -> None:
     rep = item.report
-    if not people:
+    broken = {p.person_index: _non_finite(p) for p in people if _non_finite(p)}
+    if broken:
+        people = [p for p in people if p.person_index not in broken]
+        rep.skipped += [{"person": i, "reason": f"non-finite model output ({', '.join(n)})"}
+                        for i, n in broken.items()]
+        rep.fail("the model returned NaN or Inf for " + "; ".join(
+            f"person {i} ({', '.join(n)})" for i, n in broken.items()))
+    if item.video is not None:
+        people = item.video.finish(item.frame, people, item.tracks)
+        item.video.frame_dirs[item.frame] = item.out_dir.name
+    if not people and not broken:
         rep.fail(f"no person could be reconstructed: {_reasons(rep)}" if item.given
                  else "no person in the keypoint file")
     views = render_views(item.image, people, faces, backend)
@@ -367,8 +396,11 @@ def run_demo(
     progress: bool = True,
     keypoint_errors: Mapping[str, str] | None = None,
     settings: Mapping[str, Any] | None = None,
+    video_options: VideoOptions | None = None,
 ) -> tuple[int, list[ItemReport]]:
     """Process every input; returns (exit code: 0 all fine, 1 any item failed, reports).
+
+    ``video_options``: tracking, filtering and per-track exports of a video input (default: ``VideoOptions()``).
 
     ``keypoint_errors``: image name -> why it has no keypoints (by default ``keypoints.errors`` of
     :func:`read_keypoints`; or the detector's failures), reported as is. ``settings`` (e.g. the checkpoint) go into
@@ -379,6 +411,12 @@ def run_demo(
     images, video = list_inputs(inputs)
     reports: list[ItemReport] = []
     start = time.time()
+    session = None
+    if video is not None:
+        from hap3d.infer.video import VideoOptions, VideoSession, video_fps
+
+        session = VideoSession(predictor, video_options or VideoOptions(), video_fps(video))
+    tracks: dict[str, dict] = {}
 
     def write_summary(stopped: BaseException | None) -> None:
         failed = sum(r.status == "failed" for r in reports)
@@ -392,11 +430,16 @@ def run_demo(
             "num_skipped": sum(r.status == "skipped" for r in reports), "num_people": sum(r.people for r in reports),
             "items": [asdict(r) for r in reports],
         }
+        if session is not None:
+            summary["settings"]["video"] = {"fps": session.fps, **asdict(session.options)}
+            summary["tracks"] = tracks
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / SUMMARY, lambda p: Path(p).write_text(json.dumps(summary, indent=2)))
 
     try:
-        _process(predictor, images, video, keypoints, errors, out, formats, backend, progress, reports)
+        _process(predictor, images, video, keypoints, errors, out, formats, backend, progress, reports, session)
+        if session is not None:
+            tracks.update(session.write(out, video))
     except BaseException as err:  # Ctrl-C, or a video that stops reading: record what was done, then stop
         for r in reports:
             if r.status == "ok" and not r.outputs:
@@ -412,14 +455,14 @@ def run_demo(
 
 def _process(predictor: Predictor, images: list[Path], video: Path | None, keypoints: Mapping[str, list[np.ndarray]],
              errors: Mapping[str, str], out: Path, formats: tuple[str, ...], backend: str, progress: bool,
-             reports: list[ItemReport]) -> None:
+             reports: list[ItemReport], session: VideoSession | None) -> None:
     """The items of :func:`run_demo`, each appended to ``reports`` as it starts, then the unused keypoint keys."""
     matcher = KeypointMatcher([*keypoints, *errors], None if video is None else video.stem, [p.name for p in images])
     batch: list[_Pending] = []  # consecutive items whose crops share forwards; at most batch_size crops
     total = len(images) if video is None else frame_count(video)
     unit = "img" if video is None else "frame"
-    for name, out_name, src in tqdm(_items(images, video), total=total, desc="demo", unit=unit,
-                                    disable=not progress, dynamic_ncols=True):
+    for frame, (name, out_name, src) in enumerate(tqdm(_items(images, video), total=total, desc="demo", unit=unit,
+                                                       disable=not progress, dynamic_ncols=True)):
         rep = ItemReport(name)
         reports.append(rep)
         try:
@@ -450,6 +493,8 @@ def _process(predictor: Predictor, images: list[Path], video: Path | None, keypo
             continue
         rep.output_dir = out_name
         item = _Pending(rep, image, prepared, len(people), out / out_name)
+        if session is not None:
+            item.video, item.frame, item.tracks = session, frame, session.assign(frame, prepared)
         if not prepared:  # nothing for the model: write it now rather than hold its image
             _flush(predictor, [item], formats, backend)
             continue

@@ -9,10 +9,13 @@ MediaPipe pins ``numpy<2`` and ``protobuf<5``, which clash with the main environ
 4. the venv that ``hap3d detect --setup`` creates: ``--venv``, else ``$HAP3D_MEDIAPIPE_VENV``, else
    ``$XDG_CACHE_HOME/hap3d/mediapipe-venv`` (``~/.cache/hap3d/mediapipe-venv``).
 
-The legacy ``mp.solutions.pose`` API is used with ``model_complexity=1``, the only model inside the wheel (so it
-runs offline). It finds **at most one person per image**: crowds need keypoints from another detector
-(``--keypoints``). Images are decoded here, exactly as ``hap3d demo`` decodes them, and sent as pixels, so the
-keypoints are in the same pixel frame the demo uses.
+Two modes, both offline with the models inside the wheel (see the worker's docstring): ``multi=False`` runs the
+legacy ``mp.solutions.pose`` (``model_complexity=1``), which finds **at most one person per image**;
+``multi=True`` runs the BlazePose person detector and the landmark model on every person it finds, and
+:func:`select_people` then scores the candidates, suppresses duplicates and applies the threshold and
+``max_people``. In both, a keypoint outside the image gets score 0 (MediaPipe extrapolates body parts beyond the
+frame). Images are decoded here, exactly as ``hap3d demo`` decodes them, and sent as pixels, so the keypoints are
+in the same pixel frame the demo uses. What the multi-person mode finds and misses: docs/demo.md.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ BLAZEPOSE33 = (
     "LEFT_THUMB", "RIGHT_THUMB", "LEFT_HIP", "RIGHT_HIP", "LEFT_KNEE", "RIGHT_KNEE", "LEFT_ANKLE", "RIGHT_ANKLE",
     "LEFT_HEEL", "RIGHT_HEEL", "LEFT_FOOT_INDEX", "RIGHT_FOOT_INDEX",
 )
+DUPLICATE_OKS = 0.5  # candidates at least this similar (object keypoint similarity) are one person
+MIN_PERSON_SCORE = 0.25  # default least person_score in the multi-person mode
+OKS_SIGMA = 0.1  # per-keypoint tolerance, as a fraction of the person's box scale
 # COCO17 'L_Eye' is BlazePose 'LEFT_EYE', 'Nose' is 'NOSE', ...: every COCO17 joint has a namesake.
 COCO17_FROM_BLAZEPOSE = np.array([
     BLAZEPOSE33.index(n.replace("L_", "LEFT_").replace("R_", "RIGHT_").upper())
@@ -66,6 +72,7 @@ class Detections:
 
     keypoints: dict[str, list[np.ndarray]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    scores: dict[str, list[float]] = field(default_factory=dict)  # per person, as in ``keypoints``
 
 
 def coco17_from_blazepose(landmarks: np.ndarray) -> np.ndarray:
@@ -74,6 +81,49 @@ def coco17_from_blazepose(landmarks: np.ndarray) -> np.ndarray:
     if landmarks.shape != (33, 3):
         raise ValueError(f"expected 33 BlazePose landmarks of (x, y, visibility), got shape {landmarks.shape}")
     return landmarks[COCO17_FROM_BLAZEPOSE].copy()
+
+
+def outside_unscored(people: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(..., 17, 3) keypoints with the score of each one outside the image set to 0 (its position is kept)."""
+    people = np.array(people, np.float32)
+    x, y = people[..., 0], people[..., 1]
+    people[..., 2] *= (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    return people
+
+
+def person_score(person: np.ndarray) -> float:
+    """A person's confidence: the mean score of their 17 COCO keypoints (MediaPipe's Tasks API does not return
+    the detector's own score)."""
+    return float(np.mean(person[:, 2]))
+
+
+def keypoint_similarity(a: np.ndarray, b: np.ndarray, min_score: float = 0.3) -> float:
+    """Object keypoint similarity of two (17, 3) people, over keypoints confident in both, at the scale of the
+    box of ``a``'s confident keypoints; 0 when they share no confident keypoint."""
+    both = (a[:, 2] > min_score) & (b[:, 2] > min_score)
+    if not both.any():
+        return 0.0
+    pts = a[a[:, 2] > min_score, :2]
+    scale = max(float(np.prod(pts.max(0) - pts.min(0))), 1.0)
+    d2 = ((a[both, :2] - b[both, :2]) ** 2).sum(1)
+    return float(np.mean(np.exp(-d2 / (2 * scale * OKS_SIGMA ** 2))))
+
+
+def select_people(candidates: list[np.ndarray], height: int, width: int, min_score: float = MIN_PERSON_SCORE,
+                  max_people: int | None = None) -> tuple[list[np.ndarray], list[float]]:
+    """COCO17 people from raw candidates, best first: off-image keypoints unscored, people below ``min_score``
+    dropped, duplicates (keypoint similarity >= DUPLICATE_OKS to a better one) suppressed, at most ``max_people``."""
+    people = [outside_unscored(c, height, width) for c in candidates]
+    scored = sorted(((person_score(p), i) for i, p in enumerate(people)), key=lambda t: (-t[0], t[1]))
+    kept: list[np.ndarray] = []
+    scores: list[float] = []
+    for score, i in scored:
+        if score < min_score or (max_people is not None and len(kept) >= max_people):
+            break
+        if all(keypoint_similarity(k, people[i]) < DUPLICATE_OKS for k in kept):
+            kept.append(people[i])
+            scores.append(score)
+    return kept, scores
 
 
 def default_venv() -> Path:
@@ -132,7 +182,8 @@ class _Worker:
             raise
 
     def ask(self, rgb: np.ndarray) -> dict:
-        """The worker's reply for one image: ``landmarks`` (33, 3) array or None, or ``error``."""
+        """The worker's reply for one image: ``landmarks`` (33, 3) array or None, ``people`` (N, 33, 3), or
+        ``error``."""
         header = json.dumps({"shape": list(rgb.shape[:2])}).encode() + b"\n"
         try:
             self._proc.stdin.write(header + rgb.tobytes())
@@ -144,6 +195,11 @@ class _Worker:
             reply["landmarks"] = np.asarray(reply["landmarks"], np.float32)
             if reply["landmarks"].shape != (33, 3):
                 raise self._failure(f"sent {reply['landmarks'].shape} landmarks instead of (33, 3)")
+        if "people" in reply:
+            people = np.asarray(reply["people"], np.float32)
+            reply["people"] = people.reshape(0, 33, 3) if people.size == 0 else people
+            if reply["people"].ndim != 3 or reply["people"].shape[1:] != (33, 3):
+                raise self._failure(f"sent people of shape {reply['people'].shape} instead of (N, 33, 3)")
         return reply
 
     def _receive(self) -> dict:
@@ -212,12 +268,26 @@ def _load(item: ImageInput) -> np.ndarray:
 
 
 class MediaPipeDetector:
-    """COCO17 keypoints of at most one person per image, from MediaPipe BlazePose (score = landmark visibility)."""
+    """COCO17 keypoints from MediaPipe BlazePose (keypoint score = landmark visibility): every person found, best
+    first, at most ``max_people``; or with ``multi=False`` at most one person per image (the legacy graph).
+
+    ``min_confidence``: MediaPipe's person detection (and, multi-person, landmark presence) threshold;
+    ``min_person_score``: with ``multi=True``, the least :func:`person_score` kept (a half-body photo, whose legs
+    are outside the image, scores about 0.5)."""
 
     def __init__(self, python: str | os.PathLike | None = None, min_confidence: float = 0.5,
-                 venv: str | os.PathLike | None = None):
+                 venv: str | os.PathLike | None = None, multi: bool = True, max_people: int | None = None,
+                 min_person_score: float = MIN_PERSON_SCORE):
+        if max_people is not None and max_people < 1:
+            raise Hap3dError(f"max_people must be at least 1, got {max_people}")
         self.python = find_python(python, venv)
-        self.config = {"min_detection_confidence": float(min_confidence)}
+        self.min_confidence = float(min_confidence)
+        self.max_people = max_people
+        self.min_person_score = float(min_person_score)
+        self.multi = multi
+        # candidates per pass: a few more than kept, since duplicates and unsure ones are dropped afterwards
+        self.config = {"min_detection_confidence": self.min_confidence, "mode": "multi" if multi else "single",
+                       "num_poses": 2 * (max_people or 10)}
 
     def check(self) -> str:
         """Start the worker (which loads the model) and return the MediaPipe version it runs."""
@@ -238,9 +308,16 @@ class MediaPipeDetector:
                 reply = worker.ask(rgb)
                 if "error" in reply:
                     found.errors[name] = f"MediaPipe: {reply['error']}"
+                    continue
+                h, w = rgb.shape[:2]
+                if self.multi:
+                    candidates = [coco17_from_blazepose(p) for p in reply.get("people", [])]
+                    people, scores = select_people(candidates, h, w, self.min_person_score, self.max_people)
                 else:
-                    found.keypoints[name] = [] if reply.get("landmarks") is None else [
-                        coco17_from_blazepose(reply["landmarks"])]
+                    people = [] if reply.get("landmarks") is None else [
+                        outside_unscored(coco17_from_blazepose(reply["landmarks"]), h, w)]
+                    scores = [person_score(p) for p in people]
+                found.keypoints[name], found.scores[name] = people, scores
         return found
 
     def detect_path(self, path: str | os.PathLike, progress: bool = False) -> Detections:

@@ -9,7 +9,7 @@ the crop-box centre reproduces the person at their place in the full image.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ class PersonPrediction:
     princpt: np.ndarray  # (2,)
     input_keypoints: np.ndarray  # (17, 3) the COCO keypoints used
     joint_score: np.ndarray  # (15,) PositionNet confidences
+    track_id: int = -1  # in a video: the person's track (hap3d.infer.track), else -1
 
 
 @dataclass
@@ -153,6 +154,18 @@ class Predictor:
                     p.keypoints, pred["joint_score"][b, :, 0],
                 ))
         return out
+
+    @torch.no_grad()
+    def repose(self, person: PersonPrediction) -> PersonPrediction:
+        """``person`` with ``vertices`` from its SMPL parameters (as the network's mesh is made) and ``joints2d``
+        from its ``joints3d``: for parameters changed afterwards, e.g. filtered over time."""
+        def tensor(x: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(x, np.float32)[None], device=self.device)
+
+        verts = self.model.smpl(tensor(person.smpl_pose), tensor(person.smpl_shape), tensor(person.cam_trans))
+        j2d = person.joints3d[:, :2] / person.joints3d[:, 2:] * person.focal + person.princpt
+        return replace(person, vertices=verts.vertices[0].cpu().numpy().astype(np.float32),
+                       joints2d=j2d.astype(np.float32))
 
     def predict(self, image_rgb: np.ndarray, people: list[np.ndarray]) -> ImagePrediction:
         prepared, skipped = self.prepare(image_rgb, people)
