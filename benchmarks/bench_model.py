@@ -3,7 +3,7 @@
 Prints images/s for eval forward at batch 1 and 8 (fp32 and bf16 autocast) and for a training step, and the
 heads overhead = full / bare - 1. Uses the procedural body model (no licensed files needed).
 
-    python benchmarks/bench_model.py [--batches 1 8] [--repeats 5] [--threads 2] [--depth 12]
+    python benchmarks/bench_model.py [--batches 1 8] [--repeats 5] [--threads 2] [--depth 12] [--runtime fast]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 from hap3d.config import ModelConfig
 from hap3d.model import build_model
 from hap3d.model.losses import loss_terms, reduce_losses
+from hap3d.model.runtime import prepare_for_inference
 from hap3d.synth import write_body_model_dir
 
 
@@ -82,6 +83,8 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=12)
     ap.add_argument("--train-batch", type=int, default=4)
     ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    ap.add_argument("--runtime", default="eager", choices=["eager", "fast"],
+                    help="inference runtime of both networks (hap3d.model.runtime; training is unaffected)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -89,9 +92,10 @@ def main() -> None:
         body = Path(tmp) / "body"
         write_body_model_dir(body)
         cfg = ModelConfig(backbone="vit_b", depth=args.depth)
-        model = build_model(cfg, body).eval()
-    backbone = model.backbone
-    print(f"torch {torch.__version__}, {args.threads} threads, ViT depth {args.depth}; median of {args.repeats}")
+        model = prepare_for_inference(build_model(cfg, body), args.runtime)
+    backbone = model.backbone  # converted with the model: both run the same runtime
+    print(f"torch {torch.__version__}, {args.threads} threads, ViT depth {args.depth}, runtime {args.runtime}; "
+          f"median of {args.repeats}")
     print(f"{'case':34s} {'full img/s':>11s} {'bare img/s':>11s} {'overhead':>9s}")
     for dtype in args.dtypes:
         for b in args.batches:

@@ -291,7 +291,8 @@ def test_check_with_a_broken_body_model_says_what_failed(written, pw3d_root, tmp
     # the training sets are still loaded and their images checked, but their samples cannot be built;
     # 3DPW's test samples need no body model
     assert [(d.name, d.status) for d in report.datasets] == [
-        ("MSCOCO", "BLOCKED"), ("MPII", "BLOCKED"), ("PW3D", "OK"), ("PW3D-Crowd", "OK")]
+        ("MSCOCO", "BLOCKED"), ("MPII", "BLOCKED"), ("PW3D", "OK"), ("PW3D-Crowd", "OK"),
+        ("PW3D-val", "OK")]
     assert report.datasets[1].samples == 3 and report.datasets[1].filter_counts and report.datasets[1].spot_total == 0
     text = format_data_report(report)
     assert re.search(rf"^body model +FAIL +.* {re.escape(str(tmp_path / 'body'))}$", text, re.M), text
@@ -336,7 +337,7 @@ def copy_pw3d(pw3d_root: Path, tmp_path: Path) -> Path:
 def test_check_loads_3dpw_crowd(pw3d_root, tmp_path):
     root = copy_pw3d(pw3d_root, tmp_path)
     report = check_data_root(root, ["PW3D"], None, spot_checks=1)
-    assert [d.name for d in report.datasets] == ["PW3D", "PW3D-Crowd"] and report.exit_code == 0, \
+    assert [d.name for d in report.datasets] == ["PW3D", "PW3D-Crowd", "PW3D-val"] and report.exit_code == 0, \
         format_data_report(report)
     crowd = report.datasets[1]
     assert crowd.samples and crowd.spot_ok == crowd.spot_total == 1
@@ -345,7 +346,7 @@ def test_check_loads_3dpw_crowd(pw3d_root, tmp_path):
     validation.write_text(validation.read_text()[: len(validation.read_text()) // 2])  # truncated
     report = check_data_root(root, ["PW3D"], None, spot_checks=1)
     assert report.exit_code == 1
-    assert [d.status for d in report.datasets] == ["OK", "FAIL"]
+    assert [d.status for d in report.datasets] == ["OK", "FAIL", "FAIL"]  # 3DPW-Crowd and the validation split
     assert f"malformed: {validation}" in format_data_report(report)
 
 
@@ -367,10 +368,12 @@ def test_check_3dpw_crowd_config_does_not_need_the_test_split(pw3d_root, tmp_pat
     test = root / "PW3D" / "data" / "3DPW_latest_test.json"
     # present: still checked and reported, but not requested
     report = check_data_root(root, ["PW3D"], None, spot_checks=1, crowd=True)
-    assert [(d.name, d.requested) for d in report.datasets] == [("PW3D", False), ("PW3D-Crowd", True)]
+    assert [(d.name, d.requested) for d in report.datasets] == [("PW3D", False), ("PW3D-Crowd", True),
+                                                                ("PW3D-val", True)]
     test.write_text(test.read_text()[:100])  # malformed: reported, yet the check passes
     report = check_data_root(root, ["PW3D"], None, spot_checks=1, crowd=True)
-    assert [d.status for d in report.datasets] == ["SKIP", "OK"] and report.exit_code == 0, format_data_report(report)
+    assert [d.status for d in report.datasets] == ["SKIP", "OK", "OK"] and report.exit_code == 0, \
+        format_data_report(report)
     # missing: not reported at all; through --cfg as a user runs it
     test.unlink()
     cfg = tmp_path / "crowd.yaml"

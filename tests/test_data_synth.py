@@ -77,7 +77,7 @@ def test_files_counts_and_time(synth):
     missing = [f for f in EXPECTED_FILES if not (root / f).is_file()]
     missing += [d for d in EXPECTED_DIRS if not (root / d).is_dir()]
     assert missing == []
-    assert list(counts) == ["Human36M", "MuCo", "MSCOCO", "MPII", "PW3D", "CrowdPose"]
+    assert list(counts) == ["Human36M", "MuCo", "MSCOCO", "MPII", "PW3D", "CrowdPose", "MuPoTS"]
     assert all(n > 0 for n in counts.values())
     assert os.fspath(counts) == str(root)  # also usable as the data root path
     assert (root / "README.txt").read_text().startswith(README_HEADER) and "NOT" in (root / "README.txt").read_text()

@@ -460,10 +460,11 @@ def _tree_levels(parents: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor
     for i, p in enumerate(order[1:], start=1):
         depth[i] = depth[p] + 1
     levels = []
-    for d in range(1, max(depth, default=0) + 1):
-        idx = [i for i, di in enumerate(depth) if di == d]
-        parent = [order[i] for i in idx]
-        levels.append((torch.tensor(idx, device=parents.device), torch.tensor(parent, device=parents.device)))
+    with torch.inference_mode(False):  # plain tensors: the cache also serves later calls that record gradients
+        for d in range(1, max(depth, default=0) + 1):
+            idx = [i for i, di in enumerate(depth) if di == d]
+            parent = [order[i] for i in idx]
+            levels.append((torch.tensor(idx, device=parents.device), torch.tensor(parent, device=parents.device)))
     return levels
 
 

@@ -34,7 +34,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = args.out or cfg.output_dir
     final = train(cfg, out, resume=args.resume, overwrite=args.overwrite)
     if final:
-        print("final epoch: " + ", ".join(f"{k} {v:.2f} mm" for k, v in final.items()))
+        where = " (validation split, data.valset; the test set: test_epoch_N.json)" if cfg.data.valset else ""
+        print(f"final epoch{where}: " + ", ".join(f"{k} {v:.2f} mm" for k, v in final.items()))
     print(f"run directory: {out}")
     return 0
 

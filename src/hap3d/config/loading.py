@@ -98,11 +98,12 @@ REFERENCE_KEYS = {
 REFERENCE_IGNORED = {
     "input_img_shape": "the input is model.img_size square", "output_hm_shape": "see model.heatmap_size",
     "focal": "see model.focal", "princpt": "the principal point is the crop centre",
-    "use_gt_info": "3DPW is always cropped from its ground-truth boxes (use_gt_info=True)",
+    "use_gt_info": "3DPW samples are cropped around their input 2D pose; the ground-truth box only filters out "
+                   "invalid annotations, which is all use_gt_info=True did there",
     "vis": "a display switch (use hap3d demo for renders)", "render": "a display switch (use hap3d demo for renders)",
     "gpu_ids": "devices come from CUDA_VISIBLE_DEVICES and the process count from torchrun",
     "num_gpus": "devices come from CUDA_VISIBLE_DEVICES and the process count from torchrun",
-    "continue_train": "pass --resume to hap3d train",
+    "continue_train": "pass --resume to hap3d train (or train.init_from=SNAPSHOT for a new run from its weights)",
     **dict.fromkeys(("model_dir", "vis_dir", "log_dir", "result_dir"), "every output goes under output_dir"),
     **dict.fromkeys(("smpl_path", "human_model_path"), "the body model is read from data.body_model_dir"),
 }
@@ -173,10 +174,34 @@ def resolve_config_path(cfg: str | Path) -> Path:
     )
 
 
+def _reference_amp(raw: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """The reference's ``--amp`` flag as a flat key of its YAML: ``amp: true`` trains as the reference did with the
+    flag (fp16 autocast, loss scale reset to 1024 every step: ``train.amp: fp16``, ``train.loss_scale: fixed``);
+    ``amp: false`` in fp32. The flag was not a config key there, so a reference YAML otherwise trains in fp32."""
+    if "amp" not in raw:
+        return raw
+    raw = dict(raw)
+    value = raw.pop("amp")
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: amp: {value!r}: the reference's --amp flag as a flat key takes true (fp16 as the "
+                          "reference ran it) or false; for bf16 set train.amp: bf16", "train.amp")
+    section = raw.get("train") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: 'train' must be a section (a mapping of keys), got {section!r}", "train")
+    train = dict(section)
+    for key, want in ({"amp": "fp16", "loss_scale": "fixed"} if value else {"amp": "none"}).items():
+        if train.get(key, want) != want:
+            raise ConfigError(f"{path}: amp: {value} contradicts train.{key}: {train[key]!r} in the same file; set "
+                              "one of them", f"train.{key}")
+        train[key] = want
+    raw["train"] = train
+    return raw
+
+
 def _file_data(path: str | Path) -> dict[str, Any]:
     """The YAML file's mapping with its flat keys moved into their sections. A flat key and its sectioned
     spelling with different values (``lr: 1e-3`` and ``train: {lr: 3e-4}``) contradict each other: an error."""
-    raw = load_yaml(path)
+    raw = _reference_amp(load_yaml(path), path)
     dests = {key: _reference_path([key], str(path)) for key in raw}
     data = {key: value for key, value in raw.items() if dests[key] == [key]}
     for key, value in raw.items():

@@ -177,6 +177,9 @@ class DataConfig:
     trainset_2d: list[str] = dataclasses.field(default_factory=lambda: ["MSCOCO", "MPII"])
     testset: str = "PW3D"
     crowd: bool = False  # evaluate on 3DPW-Crowd (validation split, HigherHRNet input)
+    # The model-selection set training evaluates instead of the test set (PW3D: the whole 3DPW validation split,
+    # OpenPose input); the test set is then scored once, after the last epoch. None: training evaluates the test set.
+    valset: str | None = None
     group_weights: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.5])  # 3D vs 2D share
     num_workers: int = 4
     strict: bool = False  # fail on an unreadable sample instead of replacing it
@@ -225,6 +228,9 @@ class TrainConfig:
     grad_clip: float | None = None
     freeze_bn: bool = False  # BatchNorm uses running statistics during training (small per-process batches)
     pretrained: str | None = None  # backbone checkpoint (ViTPose latest.pth, HAP pre-training, torchvision)
+    # A full 3D checkpoint (hap3d .safetensors, a run's last.pt, a reference snapshot_N.pth.tar) whose weights start
+    # the whole network; the optimizer and epoch start fresh (unlike --resume). Excludes pretrained.
+    init_from: str | None = None
     seed: int = 0
     ckpt_every_steps: int = 0  # also checkpoint every N steps (0: only at epoch ends)
     eval_every_epoch: bool = False
@@ -243,6 +249,11 @@ class TrainConfig:
                 f"train.loss_scale=fixed sets the fp16 loss scale, but train.amp is '{self.amp}' (no loss scaling); "
                 "set train.amp=fp16, or drop train.loss_scale"
             )
+        if self.init_from and self.pretrained:
+            raise ConfigError(
+                "train.init_from and train.pretrained are both set: init_from loads the whole network, backbone "
+                "included, so the backbone checkpoint would be overwritten; drop one of them (train.pretrained=null)",
+                "train.init_from")
         _at_least(self, "train", 1, "end_epoch", "train_batch_size", "log_every", "max_bad_steps")
         _at_least(self, "train", 0, "warmup_steps", "ckpt_every_steps", "max_steps_per_epoch")
         _positive(self, "train", "lr", "lr_dec_factor", "init_scale", "dist_timeout_minutes")
@@ -294,12 +305,14 @@ class Config:
 
 
 def with_absolute_paths(cfg: Config) -> Config:
-    """A copy with ``data.root``, ``data.body_model_dir`` and ``train.pretrained`` absolute (resolved against the
-    current directory), so a run's written config.yaml means the same files from any directory."""
+    """A copy with ``data.root``, ``data.body_model_dir``, ``train.pretrained`` and ``train.init_from`` absolute
+    (resolved against the current directory), so a run's written config.yaml means the same files from any
+    directory."""
 
     def absolute(path: str) -> str:
         return os.path.abspath(os.path.expanduser(path))
 
     data = dataclasses.replace(cfg.data, root=absolute(cfg.data.root), body_model_dir=absolute(cfg.data.body_model_dir))
-    pretrained = absolute(cfg.train.pretrained) if cfg.train.pretrained else cfg.train.pretrained
-    return dataclasses.replace(cfg, data=data, train=dataclasses.replace(cfg.train, pretrained=pretrained))
+    train = dataclasses.replace(cfg.train, **{k: absolute(v) for k in ("pretrained", "init_from")
+                                              if (v := getattr(cfg.train, k))})
+    return dataclasses.replace(cfg, data=data, train=train)

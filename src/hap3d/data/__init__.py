@@ -67,6 +67,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "MPII": DatasetSpec("hap3d.data.mpii", "MPII"),
     "CrowdPose": DatasetSpec("hap3d.data.crowdpose", "CrowdPose"),
     "PW3D": DatasetSpec("hap3d.data.pw3d", "PW3D"),
+    "MuPoTS": DatasetSpec("hap3d.data.mupots", "MuPoTS"),
 }
 
 

@@ -304,7 +304,7 @@ def _loader(name: str, folder: Path, fit_model, reference_compat: bool, **option
             return reader(folder, fit_model, reference_compat=reference_compat, strict=True, **options)
 
         return load, TRAIN_SHAPES
-    return (lambda: reader(folder, **options)), TEST_SHAPES
+    return (lambda: reader(folder, **options)), getattr(reader, "sample_shapes", TEST_SHAPES)
 
 
 def _check_dataset(
@@ -319,6 +319,7 @@ def _check_dataset(
     start = time.perf_counter()
     layout: DatasetLayout[Any] = dataset_class(name).layout
     required = [v for v in layout.variants if v.option in options]
+    replacing = [v for v in required if v.replaces_default]
     folder = find_dataset_root(root, name)
     if folder is None:  # every path the reader would need, under the first accepted folder
         candidates = dataset_candidates(root, name)
@@ -330,15 +331,16 @@ def _check_dataset(
                 "dataset folder not found: none of " + ", ".join(str(c) for c in candidates) + " exists (the files "
                 f"listed above belong in one of them; shown under {candidates[0]})"
             )
-        files = [f for v in required for f in layout.files_for(v.split)] if required else layout.files_for()
+        files = [f for v in replacing for f in layout.files_for(v.split)] if replacing else list(layout.files_for())
+        files += [f for v in required if not v.replaces_default for f in layout.own_files(v.split)]
         check.files = [FileStatus(candidates[0] / f.rel, f.what, "missing") for f in dict.fromkeys(files)]
         return [_finish(check, start)]
     checks = []
-    if not required or (folder / layout.marker).exists():
-        check = DatasetCheck(name, folder, requested and not required)
+    if not replacing or (folder / layout.marker).exists():
+        check = DatasetCheck(name, folder, requested and not replacing)
         check.files = _file_statuses(layout.files_for(), folder)
         load, shapes = _loader(name, folder, fit_model, reference_compat)
-        _inspect(check, load, shapes, opts, None if shapes is TEST_SHAPES else blocked)
+        _inspect(check, load, shapes, opts, None if shapes is not TRAIN_SHAPES else blocked)
         checks.append(_finish(check, start))
     for variant in layout.variants:
         variant_check = _check_variant(name, variant, folder, requested, variant in required, fit_model,
@@ -369,7 +371,7 @@ def _check_variant(
         check.seconds = time.perf_counter() - start
         return check
     load, shapes = _loader(name, folder, fit_model, reference_compat, **{variant.option: True})
-    _inspect(check, load, shapes, opts, None if shapes is TEST_SHAPES else blocked)
+    _inspect(check, load, shapes, opts, None if shapes is not TRAIN_SHAPES else blocked)
     return _finish(check, start)
 
 
@@ -406,6 +408,7 @@ def check_data_root(
     progress: Callable[[str], None] | None = None,
     crowd: bool = False,
     allow_missing_images: bool = False,
+    valsets: Collection[str] = (),
 ) -> Report:
     """Check every requested dataset under ``root`` (any accepted layout, see :data:`hap3d.data.DATASETS`).
 
@@ -413,7 +416,9 @@ def check_data_root(
     whose folder exists; only the requested ones (or HAP's) can fail the check. Without ``body_model_dir``,
     ``<root>/body_model`` is used when there, else the samples are built without SMPL-fit targets. ``crowd``
     makes the files of the layout variants selected by ``crowd`` (3DPW-Crowd) required, as ``data.crowd`` does in
-    a config. ``allow_missing_images`` turns missing images into warnings.
+    a config. ``valsets``: datasets whose validation split the config selects models on (``data.valset``): its
+    files are then required too, besides the default split's.
+    ``allow_missing_images`` turns missing images into warnings.
     """
     root = Path(root)
     if datasets is not None:
@@ -435,14 +440,15 @@ def check_data_root(
         if progress is not None:
             progress(f"checking {name} ...")
         report.datasets += _check_dataset(
-            name, root, name in requested, fit_model, reference_compat, opts, ("crowd",) if crowd else (), blocked
+            name, root, name in requested, fit_model, reference_compat, opts,
+            ("crowd",) * crowd + ("validation",) * (name in valsets), blocked
         )
     return report
 
 
 def config_datasets(cfg) -> list[str]:
     """The datasets a training config uses: its 3D and 2D training sets and its test set."""
-    names = [*cfg.data.trainset_3d, *cfg.data.trainset_2d, cfg.data.testset]
+    names = [*cfg.data.trainset_3d, *cfg.data.trainset_2d, cfg.data.testset, *filter(None, [cfg.data.valset])]
     return list(dict.fromkeys(names))
 
 
@@ -461,7 +467,7 @@ def check_with_config(
     the config; ``root``, ``body_model_dir``, ``datasets`` and ``reference_compat`` still win if given.
     ``reference_compat`` None: the config's, else True (the reference's readers).
     """
-    crowd = False
+    crowd, valsets = False, []
     if cfg is not None:
         from hap3d.config import load_config
 
@@ -471,6 +477,7 @@ def check_with_config(
         datasets = datasets if datasets is not None else config_datasets(config)
         reference_compat = reference_compat if reference_compat is not None else config.model.reference_compat
         crowd = config.data.crowd
+        valsets = [config.data.valset] if config.data.valset else []
     if reference_compat is None:  # no config: the reference's readers
         reference_compat = True
     if root is None:
@@ -478,4 +485,5 @@ def check_with_config(
     return check_data_root(
         Path(root), datasets, None if body_model_dir is None else Path(body_model_dir),
         reference_compat=reference_compat, progress=progress, crowd=crowd, allow_missing_images=allow_missing_images,
+        valsets=valsets,
     )

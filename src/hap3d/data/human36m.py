@@ -35,7 +35,7 @@ from hap3d.body.joints import H36M17
 from hap3d.data.base import PackedRecords, PersonRecord, TrainDataset, read_fit
 from hap3d.data.fit import FitModel, FitTargets
 from hap3d.data.io import DataError, ImageIndex, as_array, load_json, require, require_int, require_list, require_str
-from hap3d.data.layout import DataFile, DatasetLayout
+from hap3d.data.layout import DataFile, DatasetLayout, Variant
 from hap3d.data.transforms import BBOX_3D_SIZE, Augmentation, process_bbox
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,16 @@ class H36MSplit:
 
 SPLITS = {
     "train": H36MSplit((1, 5, 6, 7, 8), every=5, cameras=None),
-    "test": H36MSplit((9, 11), every=64, cameras=("4",)),
+    "test": H36MSplit((9, 11), every=64, cameras=("4",)),  # also evaluation protocol 2 (frontal camera)
+    "test_all_cameras": H36MSplit((9, 11), every=64, cameras=None),  # evaluation protocol 1
 }
 SUBJECT_FILES = ("data", "camera", "joint_3d", "smpl_param")  # one JSON file of each per subject
+SUBJECTS = tuple(sorted({s for split in SPLITS.values() for s in split.subjects}))
+ACTIONS = {
+    2: "Directions", 3: "Discussion", 4: "Eating", 5: "Greeting", 6: "Phoning", 7: "Posing", 8: "Purchases",
+    9: "Sitting", 10: "SittingDown", 11: "Smoking", 12: "Photo", 13: "Waiting", 14: "Walking", 15: "WalkDog",
+    16: "WalkTogether",
+}  # fmt: skip  # action_idx -> name, as in the dataset's own naming
 
 
 def subject_file_key(subject: int, kind: str) -> str:
@@ -66,12 +73,15 @@ LAYOUT: DatasetLayout[H36MSplit] = DatasetLayout(
     folders=("Human36M",),
     files=tuple(
         DataFile(subject_file_key(s, kind), f"annotations/Human36M_subject{s}_{kind}.json",
-                 f"Human3.6M subject {s} {kind.replace('_', ' ')}", splits=(split,))
-        for split, table in SPLITS.items() for s in table.subjects for kind in SUBJECT_FILES
+                 f"Human3.6M subject {s} {kind.replace('_', ' ')}",
+                 splits=tuple(name for name, table in SPLITS.items() if s in table.subjects))
+        for s in SUBJECTS for kind in SUBJECT_FILES
     ) + (DataFile("images", "images", "Human3.6M images", is_dir=True),),
     images="images",
     splits=SPLITS,
     default_split="train",
+    variants=(Variant("Human36M-test", "Human3.6M test split (S9, S11)", split="test", option="test",
+                      replaces_default=False),),
 )
 
 
@@ -103,8 +113,11 @@ class Human36M(TrainDataset):
         augment: bool | None = None,
         split: str = "train",
         bbox_3d_size: float = BBOX_3D_SIZE,
+        test: bool = False,
     ) -> None:
-        """``augment`` None means: augment the train split, not the test split."""
+        """``augment`` None means: augment the train split, not the test split. ``test=True`` is ``split='test'``
+        (the layout's variant, a row of ``hap3d data check``)."""
+        split = "test" if test else split
         if split not in SPLITS:
             raise ValueError(f"unknown Human36M split {split!r}; known: {', '.join(SPLITS)}")
         self.split = split

@@ -51,6 +51,9 @@ class Variant:
     title: str  # its name in messages ("3DPW-Crowd")
     split: str  # the layout split whose files it reads
     option: str  # the reader's keyword argument that selects it
+    # A config asking for it evaluates it instead of the default split (3DPW-Crowd); False: besides it (a validation
+    # split, data.valset), so the default split stays required
+    replaces_default: bool = True
 
 
 @dataclass(frozen=True)

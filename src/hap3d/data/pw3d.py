@@ -1,4 +1,5 @@
-"""3DPW test set (OpenPose input) and 3DPW-Crowd (validation split, HigherHRNet input), as the reference reads them.
+"""3DPW test set (OpenPose input) and 3DPW-Crowd (validation split, HigherHRNet input), as the reference reads them,
+and the whole validation split with OpenPose input (``validation=True``, the model-selection set ``data.valset``).
 
 Files under ``root`` (``PW3D/data``; declared in :data:`LAYOUT`)::
 
@@ -35,6 +36,7 @@ from hap3d.data.io import (
 from hap3d.data.layout import DataFile, DatasetLayout, Variant
 from hap3d.data.transforms import (
     NO_AUGMENTATION,
+    Crop,
     add_midpoint,
     apply_affine,
     crop_image,
@@ -62,21 +64,24 @@ SPLITS = {
     # 3DPW-Crowd: two crowded sequences of the validation split with HigherHRNet input poses
     "validation": PW3DSplit("validation_annotations", sequences=("courtyard_hug_00", "courtyard_dancing_00"),
                             input_poses="crowd_poses"),
+    # the whole validation split with the annotations' OpenPose poses, read like the test split (data.valset)
+    "val": PW3DSplit("validation_annotations", sequences=None, input_poses=None),
 }
 LAYOUT: DatasetLayout[PW3DSplit] = DatasetLayout(
     folders=("PW3D/data",),
     files=(
         DataFile("test_annotations", "3DPW_latest_test.json", "3DPW test annotations", splits=("test",)),
         DataFile("images", "imageFiles", "3DPW image sequences", is_dir=True),
-        DataFile("validation_annotations", "3DPW_latest_validation.json", "3DPW validation annotations (3DPW-Crowd)",
-                 splits=("validation",)),
+        DataFile("validation_annotations", "3DPW_latest_validation.json",
+                 "3DPW validation annotations (3DPW-Crowd, data.valset)", splits=("validation", "val")),
         DataFile("crowd_poses", "3DPW_validation_crowd_hhrnet_result.json", "3DPW-Crowd HigherHRNet poses",
                  splits=("validation",)),
     ),
     images="imageFiles",  # then <sequence>/<file_name>
     splits=SPLITS,
     default_split="test",
-    variants=(Variant("PW3D-Crowd", "3DPW-Crowd", split="validation", option="crowd"),),
+    variants=(Variant("PW3D-Crowd", "3DPW-Crowd", split="validation", option="crowd"),
+              Variant("PW3D-val", "3DPW validation", split="val", option="validation", replaces_default=False)),
 )
 GENDER_IDS = {"neutral": 0, "male": 1, "female": 2}
 
@@ -99,15 +104,32 @@ class PW3DRecord:
     input_set: str
 
 
+def pose_input(img_path: Path, joints: np.ndarray, valid: np.ndarray, bbox: np.ndarray) -> tuple[dict, Crop]:
+    """A test sample's network input: the image cropped at ``bbox`` (no augmentation) and the (30, 3) SMPL30 input
+    joints in 64-space, masked by ``valid`` and the crop (the evaluation readers of 3DPW, Human3.6M, MuPoTS-3D)."""
+    crop = crop_image(read_image_bgr(img_path), bbox, NO_AUGMENTATION, bgr=True)
+    joints = joints.copy()
+    joints[:, :2] = to_heatmap_space(apply_affine(joints[:, :2], crop.img2bb))
+    mask = valid[:, None] * inside_mask(joints, use_depth=False)
+    inputs = {
+        "img": torch.from_numpy(np.ascontiguousarray(crop.img.transpose(2, 0, 1)) / 255.0).float(),
+        "joints": torch.from_numpy(joints),
+        "joints_mask": torch.from_numpy(mask.astype(np.float32)),
+    }
+    return inputs, crop
+
+
 class PW3D(torch.utils.data.Dataset):
     """3DPW evaluation samples: ``{'inputs': {img, joints, joints_mask}, 'targets': {...}, 'meta': {...}}``."""
 
     layout: ClassVar[DatasetLayout[PW3DSplit]] = LAYOUT
 
-    def __init__(self, root: str | Path, crowd: bool = False, conf_thr: float = 0.05) -> None:
+    def __init__(self, root: str | Path, crowd: bool = False, conf_thr: float = 0.05, validation: bool = False) -> None:
+        if crowd and validation:
+            raise ValueError("3DPW: crowd and validation select different splits; pass one of them")
         self.root = Path(root)
         self.crowd = crowd
-        self.split = "validation" if crowd else "test"
+        self.split = "validation" if crowd else "val" if validation else "test"
         self.conf_thr = conf_thr
         self.smpl30 = get_joint_set("smpl30")
         self.records = self._load()
@@ -216,16 +238,9 @@ class PW3D(torch.utils.data.Dataset):
         valid = (joints[:, 2] > self.conf_thr).astype(np.float32)
         box_raw = joints_bbox(joints[:, :2], valid)
         bbox = self.crop_box(rec, joints, valid)
-        crop = crop_image(read_image_bgr(rec.img_path), bbox, NO_AUGMENTATION, bgr=True)
-        joints = joints.copy()
-        joints[:, :2] = to_heatmap_space(apply_affine(joints[:, :2], crop.img2bb))
-        mask = valid[:, None] * inside_mask(joints, use_depth=False)
+        inputs, crop = pose_input(rec.img_path, joints, valid, bbox)
         return {
-            "inputs": {
-                "img": torch.from_numpy(np.ascontiguousarray(crop.img.transpose(2, 0, 1)) / 255.0).float(),
-                "joints": torch.from_numpy(joints),
-                "joints_mask": torch.from_numpy(mask.astype(np.float32)),
-            },
+            "inputs": inputs,
             "targets": {
                 "smpl_pose": torch.from_numpy(rec.pose),
                 "smpl_shape": torch.from_numpy(rec.shape),

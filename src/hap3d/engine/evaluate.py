@@ -21,8 +21,9 @@ from tqdm import tqdm
 
 from hap3d.body.regressors import find_regressor, load_regressor
 from hap3d.body.smpl import GenderedSMPL
-from hap3d.engine.distributed import loader_workers
+from hap3d.engine.distributed import DistInfo, all_gather_object, loader_workers
 from hap3d.engine.metrics import degenerate_alignments, h36m_eval_joints, mesh_errors, pck_auc
+from hap3d.model.runtime import prepare_for_inference
 from hap3d.precision import autocast, check_amp
 from hap3d.utils import atomic_write
 
@@ -30,6 +31,9 @@ from hap3d.utils import atomic_write
 # fit (targets smpl_pose, smpl_shape, smpl_trans, gender) and records with a ``sequence``. A new test set is such a
 # reader in the registry, and its name here.
 TEST_SETS = ("PW3D",)
+
+
+METRIC_NAMES = {"mpjpe": "MPJPE", "pa_mpjpe": "PA-MPJPE", "mpvpe": "MPVPE", "pa_mpvpe": "PA-MPVPE"}
 
 
 @dataclass
@@ -41,6 +45,8 @@ class EvalResult:
     auc: float = 0.0
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    name: str = "eval"  # the files' stem in a run directory: eval_epoch_N, or val_epoch_N for the validation split
+    label: str = ""  # the evaluated set for people ("3DPW validation"), leading the summary
 
     @property
     def means(self) -> dict[str, float]:
@@ -55,10 +61,9 @@ class EvalResult:
 
     def summary(self) -> str:
         m = self.means
-        return (
-            f"MPJPE {m['mpjpe']:.2f} mm | PA-MPJPE {m['pa_mpjpe']:.2f} mm | MPVPE {m['mpvpe']:.2f} mm | "
-            f"PA-MPVPE {m['pa_mpvpe']:.2f} mm | PCK@150 {self.pck150:.3f} | AUC {self.auc:.3f} "
-            f"({len(self.aids)} person-frames)"
+        return (f"{self.label}: " if self.label else "") + " | ".join(
+            [f"{METRIC_NAMES.get(k, k)} {v:.2f} mm" for k, v in m.items()]
+            + [f"PCK@150 {self.pck150:.3f} | AUC {self.auc:.3f} ({len(self.aids)} person-frames)"]
         ) + (f"; {n} with all predicted joints at one point (PA aligns them to the centroid)"
              if (n := self.extra.get("pa_degenerate_samples")) else "")
 
@@ -76,18 +81,19 @@ class EvalResult:
         """metrics JSON (means, per-sequence, settings), a per-sample CSV and a per-sequence CSV."""
         out = Path(out_dir)
         payload = {"means_mm": self.means, "pck150": self.pck150, "auc": self.auc, "num_samples": len(self.aids),
-                   "per_sequence": self.per_sequence(), "seconds": self.seconds, **self.extra}
+                   "per_sequence": self.per_sequence(), "seconds": self.seconds,
+                   **({"evaluated_on": self.label} if self.label else {}), **self.extra}
         atomic_write(out / f"{name}.json", lambda p: Path(p).write_text(json.dumps(payload, indent=2)))
         keys = list(self.per_sample)
         per_sample = [[aid, self.sequences[i], *(f"{self.per_sample[k][i]:.4f}" for k in keys)]
                       for i, aid in enumerate(self.aids)]
-        _write_csv(out / f"{name}_per_sample.csv", ["aid", "sequence", *keys], per_sample)
+        write_csv(out / f"{name}_per_sample.csv", ["aid", "sequence", *keys], per_sample)
         per_sequence = [[s, v["count"], *(f"{v[k]:.4f}" for k in keys)] for s, v in self.per_sequence().items()]
-        _write_csv(out / f"{name}_per_sequence.csv", ["sequence", "count", *keys], per_sequence)
+        write_csv(out / f"{name}_per_sequence.csv", ["sequence", "count", *keys], per_sequence)
         return out / f"{name}.json"
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
     def write(p: str) -> None:
         with open(p, "w", newline="") as f:
             w = csv.writer(f)
@@ -112,6 +118,13 @@ class Evaluator:
         mesh = self.gendered(t["smpl_pose"].float(), t["smpl_shape"].float(), t["smpl_trans"].float(), t["gender"])
         return mesh.cpu().numpy()
 
+    def score(self, pred: np.ndarray, targets: dict) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Per-sample metrics (mm) of a batch of predicted meshes, and the predicted and ground-truth evaluation
+        joints (B, 14, 3, metres) for PCK: here against the gendered SMPL ground-truth meshes (3DPW)."""
+        gt = self.gt_meshes(targets)
+        return (mesh_errors(pred, gt, self.h36m, self.root), h36m_eval_joints(pred, self.h36m),
+                h36m_eval_joints(gt, self.h36m))
+
     @torch.no_grad()
     def run(
         self,
@@ -121,33 +134,73 @@ class Evaluator:
         num_workers: int = 0,
         amp: str = "none",
         progress: bool = True,
+        runtime: str = "auto",
+        info: DistInfo | None = None,
     ) -> EvalResult:
+        """``runtime``: how the network runs (hap3d.model.runtime; 'auto': the fast CPU path, or $HAP3D_RUNTIME).
+
+        Under torchrun (``info.distributed``) every process evaluates every world_size-th batch of the one-process
+        order (so each batch holds the samples it would hold in one process) and all get the gathered result,
+        in dataset order: the numbers of a one-process evaluation."""
         amp = check_amp(amp, self.device.type, "eval.amp")
         start = time.time()
         was_training = model.training
-        model.eval()
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                                             num_workers=loader_workers(num_workers))
+        net = prepare_for_inference(model, runtime, self.device.type)
+        batches = [list(range(i, min(i + batch_size, len(dataset)))) for i in range(0, len(dataset), batch_size)]
+        if info is not None and info.distributed:
+            batches = batches[info.rank :: info.world_size]
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=loader_workers(num_workers))
         metrics: dict[str, list[np.ndarray]] = {}
-        joint_errors, aids, seqs = [], [], []
+        joint_errors, aids, seqs, indices = [], [], [], []
         degenerate = 0  # samples whose predicted joints collapse to a point: no Procrustes alignment exists
         records = getattr(dataset, "records", None)
         for batch in tqdm(loader, desc="eval", disable=not progress, unit="batch", dynamic_ncols=True):
             inp = {k: v.to(self.device) for k, v in batch["inputs"].items()}
             with autocast(self.device.type, amp):
-                out = model(inp["img"], inp["joints"], inp["joints_mask"])
+                out = net(inp["img"], inp["joints"], inp["joints_mask"])
             pred = out["smpl_mesh_cam"].float().cpu().numpy()
-            gt = self.gt_meshes(batch["targets"])
-            errs = mesh_errors(pred, gt, self.h36m, self.root)
+            errs, pj, gj = self.score(pred, batch["targets"])
             for k, v in errs.items():
                 metrics.setdefault(k, []).append(v)
-            pj, gj = h36m_eval_joints(pred, self.h36m), h36m_eval_joints(gt, self.h36m)
             joint_errors.append(np.sqrt(((pj - gj) ** 2).sum(-1)) * 1000)
             degenerate += int(degenerate_alignments(pj, gj).sum())
             idx = batch["meta"]["index"].tolist()
+            indices.extend(idx)
             aids.extend(int(a) for a in batch["meta"]["aid"])
             seqs.extend(records[i].sequence if records is not None else "all" for i in idx)
         model.train(was_training)
-        pck, auc = pck_auc(np.concatenate(joint_errors)) if joint_errors else (0.0, 0.0)
-        return EvalResult({k: np.concatenate(v) for k, v in metrics.items()}, aids, seqs, pck, auc, time.time() - start,
-                          {"pa_degenerate_samples": degenerate})
+        part = Shard(indices, aids, seqs, {k: np.concatenate(v) for k, v in metrics.items()},
+                     np.concatenate(joint_errors) if joint_errors else np.zeros((0, 14)), degenerate)
+        if info is not None and info.distributed:
+            part = Shard.merge(all_gather_object(part, info))
+        pck, auc = pck_auc(part.joint_errors) if len(part.indices) else (0.0, 0.0)
+        return EvalResult(part.metrics, part.aids, part.sequences, pck, auc, time.time() - start,
+                          {"pa_degenerate_samples": part.degenerate})
+
+
+@dataclass
+class Shard:
+    """One process's share of an evaluation: per-sample values with their dataset indices."""
+
+    indices: list[int]
+    aids: list[int]
+    sequences: list[str]
+    metrics: dict[str, np.ndarray]  # metric -> (n,)
+    joint_errors: np.ndarray  # (n, 14) mm
+    degenerate: int
+
+    @staticmethod
+    def merge(parts: list[Shard]) -> Shard:
+        """The processes' shares as one, in dataset order."""
+        indices = [i for p in parts for i in p.indices]
+        order = np.argsort(indices, kind="stable")
+        keys = next((list(p.metrics) for p in parts if p.metrics), [])
+
+        def cat(arrays: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate([a for a in arrays if len(a)] or [np.zeros(0)])[order]
+
+        return Shard(
+            [indices[i] for i in order], [[a for p in parts for a in p.aids][i] for i in order],
+            [[s for p in parts for s in p.sequences][i] for i in order],
+            {k: cat([p.metrics[k] for p in parts if k in p.metrics]) for k in keys},
+            np.concatenate([p.joint_errors for p in parts])[order], sum(p.degenerate for p in parts))

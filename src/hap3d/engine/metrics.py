@@ -95,3 +95,9 @@ def pck_auc(errors_mm: np.ndarray, thresholds_mm: np.ndarray | None = None) -> t
     e = np.asarray(errors_mm).reshape(-1)
     curve = np.array([(e <= t).mean() for t in thresholds])
     return float((e <= 150).mean()), float(curve.mean())
+
+
+def joint_errors(pred_j: np.ndarray, gt_j: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-sample MPJPE and PA-MPJPE (the input's unit) of (B, J, 3) root-relative joints."""
+    return {"mpjpe": np.sqrt(((pred_j - gt_j) ** 2).sum(-1)).mean(-1),
+            "pa_mpjpe": np.sqrt(((_pa(pred_j, gt_j) - gt_j) ** 2).sum(-1)).mean(-1)}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 from pathlib import Path
 
 import torch
@@ -11,15 +13,32 @@ from hap3d.body.smpl import find_smpl_file
 from hap3d.config import Config, ConfigError
 from hap3d.data import build_fit_model, dataset_class, dataset_root
 from hap3d.data.io import DataError
-from hap3d.engine.distributed import DistInfo, cleanup, init_distributed, resolve_device
+from hap3d.data.layout import Variant
+from hap3d.engine.distributed import DistInfo, barrier, cleanup, init_distributed, resolve_device
 from hap3d.engine.evaluate import TEST_SETS, EvalResult, Evaluator
 from hap3d.engine.logging import run_log
 from hap3d.engine.rundir import claim_run_dir
 from hap3d.engine.train import Trainer
 from hap3d.model import build_model
-from hap3d.model.checkpoint import infer_model_config, load_backbone_checkpoint, load_model_checkpoint, read_checkpoint
+from hap3d.model.checkpoint import (
+    LoadReport,
+    infer_model_config,
+    load_backbone_checkpoint,
+    load_model_checkpoint,
+    read_checkpoint,
+)
 from hap3d.model.hap import HapModel
 from hap3d.utils import Hap3dError
+
+log = logging.getLogger(__name__)
+
+# Test sets with an evaluation of their own, run by `hap3d eval` only (not during training)
+EVAL_ONLY_SETS = {
+    "Human36M": "Human3.6M is evaluated by `hap3d eval --testset Human36M` (protocols 1 and 2), not during training; "
+                "training evaluates PW3D",
+    "MuPoTS": "MuPoTS-3D is evaluated by `hap3d eval --testset MuPoTS` (3DPCK), not during training; training "
+              "evaluates PW3D",
+}
 
 
 def build_train_set(cfg: Config) -> torch.utils.data.Dataset:
@@ -51,6 +70,8 @@ def resolve_test_set(cfg: Config) -> tuple[type, dict[str, bool], str]:
         reader = dataset_class(name)
     except ValueError as err:  # not a registered dataset: the registry's message lists them
         raise ConfigError(f"data.testset: {err}", "data.testset") from None
+    if name in EVAL_ONLY_SETS:
+        raise ConfigError(f"data.testset={name!r}: {EVAL_ONLY_SETS[name]}", "data.testset")
     if name not in TEST_SETS:
         raise ConfigError(
             f"data.testset={name!r} has no evaluation: the metrics need per-person gendered SMPL ground truth, which "
@@ -68,6 +89,44 @@ def build_test_set(cfg: Config) -> torch.utils.data.Dataset:
     return reader(dataset_root(cfg.data.root, cfg.data.testset), **options)
 
 
+def resolve_val_set(cfg: Config) -> tuple[type, Variant] | None:
+    """The reader of ``data.valset`` and its validation variant (None when unset). A ConfigError, before any work,
+    for a dataset without a validation split, or one whose files the test split reads too (3DPW-Crowd is drawn
+    from the 3DPW validation split: selecting the model on it would select on the test people)."""
+    name = cfg.data.valset
+    if name is None:
+        return None
+    try:
+        reader = dataset_class(name)
+    except ValueError as err:
+        raise ConfigError(f"data.valset: {err}", "data.valset") from None
+    variant = next((v for v in reader.layout.variants if v.option == "validation"), None)
+    if name not in TEST_SETS or variant is None:
+        raise ConfigError(f"data.valset={name!r} has no validation split hap3d evaluates; PW3D has one (the 3DPW "
+                          "validation split)", "data.valset")
+    if name == cfg.data.testset:
+        _, _, test_split = resolve_test_set(cfg)
+        shared = set(reader.layout.own_files(test_split)) & set(reader.layout.own_files(variant.split))
+        if shared:
+            raise ConfigError(
+                f"data.valset={name!r} reads {', '.join(sorted(f.rel for f in shared))}, which the test set "
+                f"({'3DPW-Crowd' if cfg.data.crowd else name}) is drawn from too: selecting the model on it would "
+                "select it on the test people; drop data.valset or data.crowd", "data.valset")
+    return reader, variant
+
+
+def build_eval_set(cfg: Config, validation: bool = False) -> tuple[torch.utils.data.Dataset, str]:
+    """The test set (``validation`` False) or ``data.valset``'s validation split, and its name for people
+    ("" for the test set, whose summary has always been unlabelled)."""
+    if not validation:
+        return build_test_set(cfg), ""
+    found = resolve_val_set(cfg)
+    if found is None:
+        raise ConfigError("evaluating the validation split needs data.valset (e.g. data.valset=PW3D)", "data.valset")
+    reader, variant = found
+    return reader(dataset_root(cfg.data.root, cfg.data.valset), **{variant.option: True}), variant.title
+
+
 def require_body_model(cfg: Config) -> None:
     """Fail early, naming the setting to change, when data.body_model_dir holds no neutral SMPL model."""
     try:
@@ -81,7 +140,7 @@ def require_body_model(cfg: Config) -> None:
 
 
 def require_pretrained(cfg: Config) -> None:
-    """Fail before any work when train.pretrained names no file, saying how to set it or train without it."""
+    """Fail before any work when train.pretrained or train.init_from names no file, saying how to set it."""
     path = cfg.train.pretrained
     if path and not Path(path).is_file():
         raise Hap3dError(
@@ -89,14 +148,41 @@ def require_pretrained(cfg: Config) -> None:
             "Point it at the 2D-pose / pre-trained checkpoint with train.pretrained=PATH, or pass "
             "train.pretrained=null to train the backbone from scratch."
         )
+    path = cfg.train.init_from
+    if path and not Path(path).is_file():
+        raise Hap3dError(
+            f"checkpoint not found: {path} (resolved: {Path(path).resolve()}), set by train.init_from. Point it at "
+            "a full 3D checkpoint (hap3d .safetensors, <run>/checkpoints/last.pt or a reference snapshot_N.pth.tar), "
+            "or pass train.init_from=null."
+        )
+
+
+def init_from_checkpoint(model: HapModel, cfg: Config) -> LoadReport:
+    """Load the whole network from ``train.init_from``, strictly (every tensor, same shapes). Model settings that
+    differ from the ones the checkpoint was trained with without changing a shape are logged as warnings."""
+    raw = read_checkpoint(cfg.train.init_from)
+    trained = infer_model_config(raw)
+    for f in dataclasses.fields(trained):
+        before, now = getattr(trained, f.name), getattr(cfg.model, f.name)
+        if before != now and f.name not in cfg.model.TRAINING_ONLY:
+            log.warning("train.init_from %s was trained with model.%s=%r; this run uses %r", raw.path, f.name,
+                        before, now)
+    return load_model_checkpoint(model, raw.path)
 
 
 def make_model(cfg: Config, info: DistInfo) -> HapModel:
+    """The network of ``cfg``: backbone from ``train.pretrained``, or everything from ``train.init_from``; the load
+    report goes to the console and the run's train.log."""
     model = build_model(cfg.model, cfg.data.body_model_dir)
+    report = None
     if cfg.train.pretrained:
         report = load_backbone_checkpoint(model.backbone, cfg.train.pretrained)
-        if info.is_main:
-            print(report.summary())
+    elif cfg.train.init_from:
+        report = init_from_checkpoint(model, cfg)
+    if report is not None and info.is_main:
+        setting = "train.pretrained" if cfg.train.pretrained else "train.init_from"
+        log.info("%s: %s", setting, report.summary())
+        print(report.summary())
     return model
 
 
@@ -116,7 +202,9 @@ def train(
     overwrite: bool = False,
 ) -> dict[str, float]:
     """Train (single process or under torchrun) and evaluate on the configured test set, when it is on disk: the
-    final epoch, or every epoch with ``train.eval_every_epoch``. Returns the last evaluation's means (rank 0).
+    final epoch, or every epoch with ``train.eval_every_epoch``. With ``data.valset`` those evaluations score the
+    validation split instead, and the test set is scored once after the last epoch (:func:`final_test`). Returns
+    the last evaluation's means (rank 0).
 
     ``model`` is a network to train in place instead of building one from ``cfg`` (and ``train.pretrained``): the
     quickstart evaluates it before and after. ``resume`` continues from the run's ``last.pt`` if there is one;
@@ -126,6 +214,7 @@ def train(
     require_pretrained(cfg)
     require_body_model(cfg)
     resolve_test_set(cfg)  # a test set without an evaluation stops the run before any work
+    resolve_val_set(cfg)  # as does a validation split that cannot be one
     info = init_distributed(cfg.eval.device, cfg.train.dist_timeout_minutes)
     try:
         claim = claim_run_dir(run_dir, resume, overwrite) if info.is_main else contextlib.nullcontext()
@@ -135,38 +224,101 @@ def train(
                 model = make_model(cfg, info)
             train_set = build_train_set(cfg)
             evaluate_fn = None
-            if info.is_main and has_test_set(cfg):  # only rank 0 evaluates
-                test_set = build_test_set(cfg)
+            # only rank 0 evaluates: the validation split when data.valset is set (it must be there), else the test
+            # set when it is on disk
+            if info.is_main and (cfg.data.valset or has_test_set(cfg)):
                 evaluator = Evaluator(cfg.data.body_model_dir, info.device)
+                eval_set, label = build_eval_set(cfg, validation=bool(cfg.data.valset))
 
                 def evaluate_fn(m: HapModel) -> EvalResult:
-                    return evaluator.run(m, test_set, cfg.eval.test_batch_size, amp=cfg.eval.amp, progress=progress)
+                    result = evaluator.run(m, eval_set, cfg.eval.test_batch_size, amp=cfg.eval.amp, progress=progress)
+                    result.name, result.label = ("val", label) if cfg.data.valset else ("eval", label)
+                    return result
 
             trainer = Trainer(cfg, model, train_set, run_dir, info, evaluate_fn, progress=progress)
             if resume and not trainer.load_state() and info.is_main:
                 print(f"nothing to resume in {run_dir}; starting from scratch")
-            return trainer.run()
+            means = trainer.run()
+            if cfg.data.valset:
+                final_test(cfg, trainer, progress)
+            return means
     finally:
         cleanup(info)
 
 
-def load_for_eval(ckpt: str | Path, cfg: Config, device: torch.device) -> HapModel:
-    """A model from any full checkpoint (ours or a reference snapshot), configured from the checkpoint."""
+def final_test(cfg: Config, trainer: Trainer, progress: bool) -> None:
+    """With a validation split, the test set is scored once, on the final model: ``test_epoch_N.*`` in the run
+    directory (kept when already there, e.g. for a finished run resumed again). Rank 0 evaluates, the others wait."""
+    info, run_dir = trainer.info, trainer.run_dir
+    name = f"test_epoch_{cfg.train.end_epoch - 1}"
+    if info.is_main and has_test_set(cfg) and not (run_dir / f"{name}.json").is_file():
+        result = Evaluator(cfg.data.body_model_dir, info.device).run(
+            trainer.model, build_test_set(cfg), cfg.eval.test_batch_size, amp=cfg.eval.amp, progress=progress)
+        result.label = "test set, scored once after the last epoch"
+        result.write(run_dir, name)
+        with run_log(run_dir, info.rank):  # the Trainer closed its log handler when it finished
+            log.info("%s", result.summary())
+    barrier(info)
+
+
+def load_for_eval(ckpt: str | Path, cfg: Config, device: torch.device, report: bool = True) -> HapModel:
+    """A model from any full checkpoint (ours or a reference snapshot), configured from the checkpoint; ``report``
+    prints the load report."""
     raw = read_checkpoint(ckpt)
     model_cfg = infer_model_config(raw)
     require_body_model(cfg)
     model = build_model(model_cfg, cfg.data.body_model_dir, vposer_dir=False)
-    report = load_model_checkpoint(model, ckpt)
-    print(report.summary())
+    loaded = load_model_checkpoint(model, ckpt)
+    if report:
+        print(loaded.summary())
     return model.to(device).eval()
 
 
-def evaluate(cfg: Config, ckpt: str | Path, out_dir: str | Path, progress: bool = True) -> EvalResult:
+def evaluate_human36m(
+    cfg: Config, ckpt: str | Path, out_dir: str | Path, keypoints: str | Path | None = None, progress: bool = True
+) -> dict[int, EvalResult]:
+    """Human3.6M protocols 1 and 2 of a checkpoint (engine/h36m_eval.py), from a COCO keypoint-results file or, as
+    an oracle, the ground-truth 2D joints; results into ``out_dir``."""
+    from hap3d.engine.h36m_eval import evaluate_h36m
+
     info = init_distributed(cfg.eval.device)
-    model = load_for_eval(ckpt, cfg, info.device)
+    model = load_for_eval(ckpt, cfg, info.device, report=info.is_main)
+    results = evaluate_h36m(cfg, model, out_dir, info, keypoints, progress)
+    barrier(info)
+    return results
+
+
+def evaluate_mupots(
+    cfg: Config, ckpt: str | Path, out_dir: str | Path, detector: str = "hhrnet", progress: bool = True
+) -> tuple[dict[str, dict[str, float]], EvalResult]:
+    """MuPoTS-3D 3DPCK of a checkpoint (engine/mupots_eval.py) with HigherHRNet or OpenPose input."""
+    from hap3d.engine.mupots_eval import evaluate_mupots as run_mupots
+
+    info = init_distributed(cfg.eval.device)
+    model = load_for_eval(ckpt, cfg, info.device, report=info.is_main)
+    out = run_mupots(cfg, model, out_dir, info, detector, progress)
+    barrier(info)
+    return out
+
+
+def evaluate(
+    cfg: Config, ckpt: str | Path, out_dir: str | Path, progress: bool = True, validation: bool = False
+) -> EvalResult:
+    """Evaluate a checkpoint on the test set, or on ``data.valset``'s validation split; results into ``out_dir``.
+
+    Under torchrun the processes share the samples (:meth:`Evaluator.run`), every one returns the whole result,
+    and rank 0 writes it (the others wait for the files)."""
+    info = init_distributed(cfg.eval.device)
+    model = load_for_eval(ckpt, cfg, info.device, report=info.is_main)
+    dataset, label = build_eval_set(cfg, validation)
     result = Evaluator(cfg.data.body_model_dir, info.device).run(
-        model, build_test_set(cfg), cfg.eval.test_batch_size, cfg.data.num_workers, cfg.eval.amp, progress
+        model, dataset, cfg.eval.test_batch_size, cfg.data.num_workers, cfg.eval.amp, progress and info.is_main,
+        info=info,
     )
-    result.extra = {"checkpoint": str(ckpt), "testset": cfg.data.testset, "crowd": cfg.data.crowd}
-    result.write(out_dir, "eval")
+    result.label = label
+    result.extra |= {"checkpoint": str(ckpt)} | ({"valset": cfg.data.valset} if validation else
+                                                 {"testset": cfg.data.testset, "crowd": cfg.data.crowd})
+    if info.is_main:
+        result.write(out_dir, "eval")
+    barrier(info)
     return result

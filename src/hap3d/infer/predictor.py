@@ -19,6 +19,7 @@ from hap3d.body.joints import convert_joints
 from hap3d.data.transforms import apply_affine, crop_image, inside_mask, joints_bbox, process_bbox, to_heatmap_space
 from hap3d.infer.keypoints import coco19_from_coco17
 from hap3d.model.hap import HapModel
+from hap3d.model.runtime import prepare_for_inference
 from hap3d.precision import autocast, check_amp
 
 log = logging.getLogger(__name__)
@@ -66,14 +67,16 @@ class Predictor:
     """Run a :class:`HapModel` on images with 2D keypoints (the Python API behind ``hap3d demo``)."""
 
     def __init__(
-        self, model: HapModel, device: str | torch.device = "cpu", amp: str = "auto", batch_size: int = 16
+        self, model: HapModel, device: str | torch.device = "cpu", amp: str = "auto", batch_size: int = 16,
+        runtime: str = "auto",
     ) -> None:
         """``amp='auto'`` uses bf16 autocast where the hardware runs it natively (see tests/test_model.py for
-        the tolerance it keeps against fp32) and fp32 elsewhere. ``batch_size``: crops per model forward."""
+        the tolerance it keeps against fp32) and fp32 elsewhere. ``batch_size``: crops per model forward.
+        ``runtime``: how the network runs (hap3d.model.runtime: 'auto' is the fast CPU path or $HAP3D_RUNTIME)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive number of crops per forward, got {batch_size}")
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.model = prepare_for_inference(model.to(self.device), runtime, self.device.type)
         self.amp = check_amp(amp, self.device.type)
         self.batch_size = batch_size
         self.faces: np.ndarray = self.model.smpl.faces.cpu().numpy()  # (F, 3), once: every render and export uses it

@@ -19,6 +19,7 @@ from hap3d.synth.crowdpose import write_crowdpose
 from hap3d.synth.human36m import write_human36m
 from hap3d.synth.mpii import write_mpii
 from hap3d.synth.muco import write_muco
+from hap3d.synth.mupots import write_mupots
 from hap3d.synth.people import BodyKit
 from hap3d.synth.pw3d import write_pw3d
 from hap3d.synth.records import README_HEADER
@@ -29,13 +30,14 @@ from hap3d.utils import Hap3dError, atomic_write
 # ~600 3DPW test people; a few minutes to write). Human3.6M: frames per training subject and cameras per frame;
 # 3DPW: frames per sequence.
 SIZES: dict[str, dict[str, int]] = {
-    "tiny": dict(h36m_frames=1, h36m_cameras=1, muco=3, coco=4, mpii=3, pw3d_sequences=2, pw3d_frames=2, crowdpose=3),
+    "tiny": dict(h36m_frames=1, h36m_cameras=1, muco=3, coco=4, mpii=3, pw3d_sequences=2, pw3d_frames=2, crowdpose=3,
+                 mupots_sequences=2, mupots_frames=1),
     "small": dict(h36m_frames=5, h36m_cameras=2, muco=40, coco=40, mpii=30, pw3d_sequences=4, pw3d_frames=8,
-                  crowdpose=20),
+                  crowdpose=20, mupots_sequences=3, mupots_frames=3),
     "medium": dict(h36m_frames=16, h36m_cameras=4, muco=250, coco=250, mpii=200, pw3d_sequences=6, pw3d_frames=25,
-                   crowdpose=100),
+                   crowdpose=100, mupots_sequences=6, mupots_frames=6),
     "large": dict(h36m_frames=40, h36m_cameras=4, muco=800, coco=700, mpii=600, pw3d_sequences=6, pw3d_frames=60,
-                  crowdpose=200),
+                  crowdpose=200, mupots_sequences=20, mupots_frames=10),
 }
 
 # One writer per dataset, by reader name. The order is part of the output: a writer's random stream is
@@ -47,14 +49,16 @@ WRITERS = {
     "MPII": write_mpii,
     "PW3D": write_pw3d,
     "CrowdPose": write_crowdpose,
+    "MuPoTS": write_mupots,
 }
 
 README = """\
 {header}
 
-These are NOT Human3.6M, MuCo-3DHP, MSCOCO, MPII, 3DPW or CrowdPose. They are small synthetic stand-ins written in
-exactly those datasets' file names, folder layout and JSON schemas, so that every hap3d reader, `hap3d data check`,
-training and evaluation run without the licensed data. Numbers computed on them say nothing about real accuracy.
+These are NOT Human3.6M, MuCo-3DHP, MSCOCO, MPII, 3DPW, CrowdPose or MuPoTS-3D. They are small synthetic
+stand-ins written in exactly those datasets' file names, folder layout and JSON schemas, so that every hap3d reader,
+`hap3d data check`, training and evaluation run without the licensed data. Numbers computed on them say nothing
+about real accuracy.
 
 size {size!r}, seed {seed}; datasets: {datasets}. The same size, seed and body model always give the same files.
 
@@ -122,8 +126,8 @@ def write_synthetic_datasets(
     Each dataset goes to the folder :func:`hap3d.data.written_dataset_root` names, in the layout docs/data.md
     describes, so the readers find it there.
 
-    ``datasets`` takes the reader names (Human36M, MuCo, MSCOCO, MPII, PW3D, CrowdPose; default all). Each dataset
-    draws from its own stream of ``seed``, so a dataset's files do not depend on which others are written.
+    ``datasets`` takes the reader names (Human36M, MuCo, MSCOCO, MPII, PW3D, CrowdPose, MuPoTS; default all). Each
+    dataset draws from its own stream of ``seed``, so a dataset's files do not depend on which others are written.
     """
     if size not in SIZES:
         raise Hap3dError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hap3d.data import dataset_layout
+from hap3d.data.human36m import ACTIONS as H36M_ACTIONS
 from hap3d.data.human36m import SUBJECT_FILES, subject_file_key
 from hap3d.render import Camera
 from hap3d.synth.people import (
@@ -26,12 +27,6 @@ from hap3d.synth.people import (
 )
 from hap3d.synth.records import fit_entry, num, write_image, write_json
 from hap3d.synth.scene import background, dress, random_camera, render_scene
-
-H36M_ACTIONS = {
-    2: "Directions", 3: "Discussion", 4: "Eating", 5: "Greeting", 6: "Phoning", 7: "Posing", 8: "Purchases",
-    9: "Sitting", 10: "SittingDown", 11: "Smoking", 12: "Photo", 13: "Waiting", 14: "Walking", 15: "WalkDog",
-    16: "WalkTogether",
-}  # fmt: skip
 
 
 def _h36m_cameras(
@@ -68,7 +63,8 @@ def write_human36m(kit: BodyKit, root: Path, plan: dict[str, int], rng: np.rando
     width = height = 500
     layout = dataset_layout("Human36M")
     ids = {"image": 0, "ann": 0, "fit": 0}
-    for split, table in layout.splits.items():  # the reader's subjects, frame subsampling and test cameras
+    for split in ("train", "test"):  # the reader's subjects, frame subsampling and test cameras (test_all_cameras
+        table = layout.splits[split]  # reads the test subjects' files too)
         subjects, every = table.subjects, table.every
         n_frames = plan["h36m_frames"] if split == "train" else max(1, plan["h36m_frames"] // 4)
         for pos, subject in enumerate(subjects):

@@ -1,0 +1,230 @@
+"""Inference runtimes: one function that prepares a network for inference in a given mode.
+
+=========  ==========================================================================================================
+``eager``  the model as built: torch's default kernels
+``fast``   the ViT's Linear layers run through oneDNN with weights packed once and the MLP's GELU fused into its
+           first Linear; Pose2Feat's 3x3 convolution runs as Winograd F(2x2, 3x3) (the default on CPU). The same
+           function as ``eager`` up to rounding: outputs agree within :data:`FAST_TOLERANCE_M`
+           (tests/test_runtime.py). Applied in place and invisible to training: the
+           parameters, their names and the state dict are unchanged, and a layer falls back to the plain kernels
+           whenever gradients, autocast, another device or another dtype are in play.
+``int8``   dynamic int8 quantisation of the ViT's Linear layers (weights int8, activations quantised per batch),
+           on a copy of the model. Faster on CPU, at an accuracy cost that ``benchmarks/bench_runtime.py`` measures
+           on the synthetic 3DPW test set; never chosen automatically.
+=========  ==========================================================================================================
+
+``auto`` picks ``fast`` on CPU and ``eager`` elsewhere; the environment variable ``HAP3D_RUNTIME`` overrides
+``auto`` (e.g. ``HAP3D_RUNTIME=eager hap3d demo ...``). Measured alternatives that lost on the CPUs of
+docs/benchmarks.md: ``torch.compile`` (about 25 s of compilation per process for no gain on this matmul-bound
+network), and bf16 on CPUs without native bf16 (several times slower than fp32).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hap3d.utils import Hap3dError
+
+RUNTIME_MODES = ("eager", "fast", "int8")
+RUNTIME_ENV = "HAP3D_RUNTIME"
+FAST_TOLERANCE_M = 1e-4  # max |mesh or joint difference| in metres between 'fast' and 'eager' (fp32)
+
+
+def resolve_runtime(mode: str, device_type: str) -> str:
+    """'auto' -> ``$HAP3D_RUNTIME`` if set, else 'fast' on CPU (when torch has oneDNN) and 'eager' elsewhere."""
+    if mode == "auto":
+        mode = os.environ.get(RUNTIME_ENV, "").strip().lower() or ("fast" if _onednn_linear() else "eager")
+        setting = RUNTIME_ENV
+        if mode == "fast" and device_type != "cpu":
+            mode = "eager"
+    else:
+        setting = "runtime"
+    if mode not in RUNTIME_MODES:
+        raise Hap3dError(f"{setting}={mode!r}: expected one of {', '.join(RUNTIME_MODES)} or auto")
+    if mode in ("fast", "int8") and device_type != "cpu":
+        raise Hap3dError(f"{setting}={mode}: this runtime is for CPU inference; use eager on {device_type}")
+    return mode
+
+
+def prepare_for_inference(model: nn.Module, mode: str = "auto", device_type: str = "cpu") -> nn.Module:
+    """The model to run inference with under ``mode`` (see the module docstring): the same module for 'eager'
+    and 'fast' (converted in place), a quantised copy for 'int8'. The result is in eval mode."""
+    mode = resolve_runtime(mode, device_type)
+    if mode == "eager":
+        _restore(model)  # a model converted to 'fast' before runs the plain kernels again
+        return model.eval()
+    if mode == "fast":
+        if not _onednn_linear():
+            raise Hap3dError("runtime=fast needs a torch built with oneDNN (mkldnn); use runtime=eager")
+        _convert(model)
+        return model.eval()
+    return quantize_int8(model)
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """An eval-mode copy whose backbone Linear layers are dynamically quantised to int8 (the heads stay fp32)."""
+    quantized = copy.deepcopy(model).eval()
+    _restore(quantized)  # quantize_dynamic converts exact nn.Linear modules only
+    target = getattr(quantized, "backbone", quantized)
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao; it still works here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantiz.*")
+        from torch.ao.quantization import quantize_dynamic
+
+        quantize_dynamic(target, {nn.Linear}, dtype=torch.qint8, inplace=True)
+    return quantized
+
+
+class PackedLinear(nn.Linear):
+    """nn.Linear whose inference runs through oneDNN with a pre-packed weight, optionally fused with a GELU.
+
+    It shares the Parameters of the layer it replaces (same names, same state dict). The packed copy is rebuilt
+    whenever the weight changes (loading, optimizer steps, a move to another device)."""
+
+    def __init__(self, source: nn.Linear, activation: str = "none") -> None:
+        nn.Module.__init__(self)
+        self.in_features, self.out_features = source.in_features, source.out_features
+        self.weight, self.bias = source.weight, source.bias
+        self.activation = activation
+        self._packed: tuple[tuple[int, int], torch.Tensor] | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _inference_ok(self, x):
+            return torch.ops.mkldnn._linear_pointwise(x, self._packed_weight(x), self.bias, self.activation, [], "none")
+        out = F.linear(x, self.weight, self.bias)
+        return F.gelu(out) if self.activation == "gelu" else out
+
+    def _packed_weight(self, x: torch.Tensor) -> torch.Tensor:
+        key = (self.weight._version, self.weight.data_ptr())
+        if self._packed is None or self._packed[0] != key:
+            rows = max(1, x.numel() // max(x.shape[-1], 1))
+            with torch.no_grad():
+                self._packed = (key, torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), rows))
+        return self._packed[1]
+
+    def plain(self) -> nn.Linear:
+        """An nn.Linear sharing this layer's Parameters."""
+        lin = nn.Linear.__new__(nn.Linear)
+        nn.Module.__init__(lin)
+        lin.in_features, lin.out_features = self.in_features, self.out_features
+        lin.weight, lin.bias = self.weight, self.bias
+        return lin
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", activation={self.activation}, onednn=True"
+
+
+class WinogradConv2d(nn.Conv2d):
+    """A 3x3, stride-1, padding-1 nn.Conv2d whose inference uses Winograd's F(2x2, 3x3) algorithm: 16 products of
+    (out x in) by (in x tiles) matrices instead of one with 9x the inner size, 2.25x fewer multiplications.
+
+    For Pose2Feat's 798 -> 768 convolution on the 16x16 map (6 % of the ViT-B's FLOPs). Shares the Parameters of
+    the layer it replaces; falls back to the direct convolution whenever ``PackedLinear`` would (gradients,
+    autocast, other devices or dtypes) and for odd map sizes. Rounding differs from the direct convolution at the
+    1e-6 relative level (transform constants are 0, +-1/2, +-1)."""
+
+    def __init__(self, source: nn.Conv2d) -> None:
+        nn.Module.__init__(self)
+        for name in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "transposed",
+                     "output_padding", "groups", "padding_mode", "_reversed_padding_repeated_twice"):
+            setattr(self, name, getattr(source, name))
+        self.weight, self.bias = source.weight, source.bias
+        self._filters: tuple[tuple[int, int], torch.Tensor] | None = None
+
+    @staticmethod
+    def fits(conv: nn.Module) -> bool:
+        return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
+                and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+                and conv.padding_mode == "zeros" and conv.bias is not None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (_inference_ok(self, x) and x.ndim == 4 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0):
+            return super().forward(x)
+        b, c, h, w = x.shape
+        th, tw = h // 2, w // 2
+        tiles = F.pad(x, (1, 1, 1, 1)).transpose(0, 1).unfold(2, 4, 2).unfold(3, 4, 2)  # (C, B, th, tw, 4, 4)
+        rows = _winograd_input(*tiles.unbind(4))  # B^T d, then (B^T d) B: 16 maps (C, B, th, tw), stacked once
+        v = torch.stack([e for r in rows for e in _winograd_input(*r.unbind(-1))]).view(16, c, -1)
+        m0, m1, m2, m3 = torch.bmm(self._transformed_filters(), v).view(4, 4, -1, b, th, tw).unbind(0)
+        out = x.new_empty(b, self.out_channels, th, 2, tw, 2)
+        for i, row in enumerate((m0 + m1 + m2, m1 - m2 - m3)):  # A^T M, then (A^T M) A into the output pixels
+            a0, a1, a2, a3 = row.unbind(0)
+            out[:, :, :, i, :, 0] = (a0 + a1 + a2).transpose(0, 1)
+            out[:, :, :, i, :, 1] = (a1 - a2 - a3).transpose(0, 1)
+        return out.view(b, -1, h, w) + self.bias[:, None, None]
+
+    def _transformed_filters(self) -> torch.Tensor:
+        """G g G^T of every filter as (16, out, in), rebuilt when the weight changes."""
+        key = (self.weight._version, self.weight.data_ptr())
+        if self._filters is None or self._filters[0] != key:
+            g = torch.tensor([[1.0, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=self.weight.dtype)
+            with torch.no_grad():
+                u = g @ self.weight.detach() @ g.T  # (out, in, 4, 4)
+            self._filters = (key, u.permute(2, 3, 0, 1).reshape(16, self.out_channels, -1).contiguous())
+        return self._filters[1]
+
+    def plain(self) -> nn.Conv2d:
+        """An nn.Conv2d sharing this layer's Parameters."""
+        conv = nn.Conv2d(self.in_channels, self.out_channels, 3, padding=1, device="meta")
+        conv.weight, conv.bias = self.weight, self.bias
+        return conv
+
+
+def _winograd_input(
+    d0: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, d3: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """B^T applied to the four slices of input tiles along one tile axis."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+def _inference_ok(layer: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``layer`` may take its inference kernel: eval mode, no gradients, plain fp32 on CPU."""
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad)
+    return (
+        not layer.training and not needs_grad and x.device.type == "cpu" and x.dtype == torch.float32
+        and layer.weight.dtype == torch.float32 and layer.bias is not None and not torch.is_autocast_enabled("cpu")
+    )
+
+
+def _onednn_linear() -> bool:
+    """Whether this torch has the oneDNN Linear kernels the 'fast' runtime calls."""
+    ops = torch.ops.mkldnn
+    return torch.backends.mkldnn.is_available() and all(
+        hasattr(ops, name) for name in ("_linear_pointwise", "_reorder_linear_weight")
+    )
+
+
+def _convert(model: nn.Module) -> None:
+    """Swap every transformer block's Linear layers for PackedLinear, fusing the MLP's GELU, and Pose2Feat's 3x3
+    convolution for WinogradConv2d (idempotent)."""
+    fusion = getattr(getattr(model, "pose2feat", None), "conv", None)
+    if isinstance(fusion, nn.Sequential) and WinogradConv2d.fits(fusion[0]):
+        fusion[0] = WinogradConv2d(fusion[0])
+    for module in model.modules():
+        attn, mlp = getattr(module, "attn", None), getattr(module, "mlp", None)
+        if attn is None or mlp is None:
+            continue
+        for owner, name in ((attn, "qkv"), (attn, "proj"), (mlp, "fc2")):
+            layer = getattr(owner, name)
+            if type(layer) is nn.Linear:
+                setattr(owner, name, PackedLinear(layer))
+        if type(mlp.fc1) is nn.Linear and type(mlp.act) is nn.GELU and mlp.act.approximate == "none":
+            mlp.fc1, mlp.act = PackedLinear(mlp.fc1, activation="gelu"), nn.Identity()
+
+
+def _restore(model: nn.Module) -> None:
+    """Undo :func:`_convert` (plain nn.Linear, nn.GELU and nn.Conv2d modules again)."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, WinogradConv2d):
+                setattr(module, name, child.plain())
+            elif isinstance(child, PackedLinear):
+                setattr(module, name, child.plain())
+                if child.activation == "gelu":
+                    module.act = nn.GELU()

@@ -1,0 +1,134 @@
+"""Inference runtimes (hap3d.model.runtime): 'fast' equals 'eager' within its stated tolerance and leaves training
+alone; 'int8' runs on a copy; the mode is resolved and refused clearly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from hap3d.config import ModelConfig
+from hap3d.model import build_model
+from hap3d.model.runtime import (
+    FAST_TOLERANCE_M,
+    PackedLinear,
+    WinogradConv2d,
+    prepare_for_inference,
+    resolve_runtime,
+)
+from hap3d.utils import Hap3dError
+
+from conftest import TINY_VIT
+
+OUTPUTS = ("smpl_mesh_cam", "joint_cam", "cam_trans")
+
+
+def _inputs(b: int = 3) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return {
+        "img": torch.rand(b, 3, 256, 256, generator=g),
+        "joints": 16 + 32 * torch.rand(b, 30, 2, generator=g),
+        "joints_mask": torch.ones(b, 30, 1),
+    }
+
+
+@pytest.fixture
+def model(body_dir):
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(**TINY_VIT), body_dir).eval()
+    for p in m.backbone.parameters():  # weights of a trained network's scale, so the outputs move with them
+        p.data.normal_(0, 0.2)
+    return m
+
+
+def _max_diff(a: dict, b: dict, keys=OUTPUTS) -> float:
+    return max((a[k] - b[k]).abs().max().item() for k in keys)
+
+
+def test_fast_equals_eager_within_tolerance_and_keeps_the_state_dict(model):
+    inp = _inputs()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.inference_mode():
+        ref = model(**inp)
+        fast = prepare_for_inference(model, "fast")
+        out = fast(**inp)
+    assert fast is model
+    assert sum(isinstance(m, PackedLinear) for m in model.modules()) == 4 * TINY_VIT["depth"]
+    assert sum(isinstance(m, nn.GELU) for m in model.backbone.modules()) == 0  # fused into fc1
+    assert isinstance(model.pose2feat.conv[0], WinogradConv2d)
+    assert _max_diff(out, ref) <= FAST_TOLERANCE_M
+    assert (out["joint_img"] - ref["joint_img"]).abs().max().item() <= 1e-3  # 64-pixel grid
+    assert list(model.state_dict()) == list(state)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+    # Packed weights follow the parameters: a changed weight changes the output like it does in eager.
+    with torch.no_grad():
+        model.backbone.blocks[0].mlp.fc1.weight.mul_(0.5)
+    with torch.inference_mode():
+        changed = model(**inp)
+        eager = prepare_for_inference(model, "eager")
+        assert _max_diff(eager(**inp), changed) <= FAST_TOLERANCE_M
+    assert _max_diff(changed, out) > 10 * FAST_TOLERANCE_M
+    assert not any(isinstance(m, (PackedLinear, WinogradConv2d)) for m in eager.modules())
+    assert type(eager.pose2feat.conv[0]) is nn.Conv2d and type(eager.backbone.blocks[0].mlp.act) is nn.GELU
+
+
+def test_fast_layers_train_like_plain_linears(model):
+    """In train mode (or with gradients) a packed layer is a plain Linear (+GELU): same loss, gradients flow."""
+    inp = _inputs(2)
+    model.train()
+    torch.manual_seed(3)
+    ref = model(**inp)["joint_cam"].square().mean()
+    ref.backward()
+    grad = model.backbone.blocks[0].mlp.fc1.weight.grad.clone()
+    model.zero_grad()
+    prepare_for_inference(model, "fast").train()
+    torch.manual_seed(3)
+    loss = model(**inp)["joint_cam"].square().mean()
+    loss.backward()
+    assert torch.allclose(loss, ref, atol=1e-6)
+    assert torch.allclose(model.backbone.blocks[0].mlp.fc1.weight.grad, grad, atol=1e-6)
+
+
+def test_int8_quantises_a_copy_of_the_backbone(model):
+    inp = _inputs()
+    with torch.inference_mode():
+        ref = model(**inp)
+        q = prepare_for_inference(prepare_for_inference(model, "fast"), "int8")
+        out = q(**inp)
+    assert q is not model
+    dynamic = torch.ao.nn.quantized.dynamic.Linear
+    assert sum(isinstance(m, dynamic) for m in q.backbone.modules()) == 4 * TINY_VIT["depth"]
+    assert not any(type(m) is nn.Linear for m in q.backbone.modules())
+    assert not any(isinstance(m, (PackedLinear, WinogradConv2d)) for m in q.modules())
+    assert type(model.backbone.blocks[0].attn.qkv) is PackedLinear  # the original is untouched
+    diff = _max_diff(out, ref)
+    assert 0 < diff < 0.5  # quantised, yet the same network
+
+
+@pytest.mark.parametrize("size", [(16, 16), (6, 10), (5, 7)])
+def test_winograd_convolution_equals_the_direct_one(size):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(37, 29, 3, padding=1).eval()
+    x = torch.randn(2, 37, *size)
+    wino = WinogradConv2d(conv).eval()
+    with torch.no_grad():
+        ref, out = conv(x), wino(x)
+        assert (out - ref).abs().max().item() <= 1e-5 * ref.abs().max().item()
+        conv.weight.mul_(-1)  # the transformed filters follow the shared weight
+        assert torch.allclose(wino(x), conv(x), atol=1e-5)
+    assert type(wino.plain()) is nn.Conv2d and wino.plain().weight is conv.weight
+    assert not WinogradConv2d.fits(nn.Conv2d(3, 4, 3, stride=2, padding=1))
+
+
+def test_modes_resolve_and_bad_ones_are_named(monkeypatch):
+    monkeypatch.delenv("HAP3D_RUNTIME", raising=False)
+    assert resolve_runtime("auto", "cpu") == "fast"
+    assert resolve_runtime("auto", "cuda") == "eager"
+    monkeypatch.setenv("HAP3D_RUNTIME", "int8")
+    assert resolve_runtime("auto", "cpu") == "int8"
+    assert resolve_runtime("eager", "cpu") == "eager"
+    monkeypatch.setenv("HAP3D_RUNTIME", "turbo")
+    with pytest.raises(Hap3dError, match="HAP3D_RUNTIME='turbo'"):
+        resolve_runtime("auto", "cpu")
+    with pytest.raises(Hap3dError, match="runtime=int8.*CPU"):
+        resolve_runtime("int8", "cuda")
