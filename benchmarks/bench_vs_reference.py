@@ -199,6 +199,8 @@ def main() -> None:
     res["machine"]["load_end"] = os.getloadavg()
     table = markdown(res)
     print(table)
+    caller = Path(os.environ.get("HAP3D_CALLER_DIR", "."))  # vs_reference.sh runs this from the harness folder
+    a.out, a.doc = (caller / p if p else None for p in (a.out, a.doc))
     if a.out:
         a.out.write_text(json.dumps(res, indent=1) + "\n")
     if a.doc:

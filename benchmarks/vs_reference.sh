@@ -18,5 +18,6 @@ git --git-dir="$MIRROR" archive e86cd1c87510efa868f71283f3987c98a2bef255 downstr
   | tar -x -C "$WORK/ref-hap3d"
 R=$WORK/ref-hap3d/downstream_tasks/3d_pose_estimation/3DCrowdNet_RELEASE
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} PYTHONWARNINGS=${PYTHONWARNINGS:-ignore}
+export HAP3D_CALLER_DIR=$PWD  # --doc / --out paths are the caller's
 cd "$WORK"
 PYTHONPATH="$HERE/../src:$HERE" "$WORK/venv/bin/python" "$HERE/bench_vs_reference.py" --ref "$R" --harness "$HARNESS" "$@"

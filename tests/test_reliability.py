@@ -97,6 +97,7 @@ def test_config_that_is_a_pipe_or_a_device_is_refused_at_once(tmp_path, special)
     ("model.embed_dim=1000000", "'model.embed_dim' must be a network under 5e+09 parameters"),
     ("eval.device=tpu:0", "'eval.device' must be auto, cpu, cuda, cuda:N or mps, got 'tpu:0'"),
     ("data.group_weights=[0,0]", "'data.group_weights' must be finite numbers >= 0 with a positive sum"),
+    ("eval.runtime=turbo", "'eval.runtime' must be one of ['auto', 'eager', 'fast', 'int8'], got 'turbo'"),
 ])
 def test_every_setting_is_validated_before_any_work(tmp_path, capsys, override, problem):
     assert cli_main(["train", "--out", str(tmp_path / "run"), override]) == 2

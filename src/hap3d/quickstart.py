@@ -119,12 +119,12 @@ def run_quickstart(
     model = build_model(cfg.model, body)
     test_set = build_test_set(cfg)
     evaluator = Evaluator(body, dev)
-    before = evaluator.run(model.to(dev), test_set, cfg.eval.test_batch_size, progress=False)
+    before = evaluator.run(model.to(dev), test_set, cfg.eval.test_batch_size, progress=False, runtime=cfg.eval.runtime)
     print(f"[3/5] untrained network on synthetic 3DPW: {before.summary()}")
 
     # `hap3d train`'s path, training `model` in place
     train(cfg, run_dir, resume=resume, progress=progress, model=model, overwrite=overwrite)
-    after = evaluator.run(model, test_set, cfg.eval.test_batch_size, progress=False)
+    after = evaluator.run(model, test_set, cfg.eval.test_batch_size, progress=False, runtime=cfg.eval.runtime)
     after.write(run_dir, "eval_final")
     before.write(run_dir, "eval_untrained")
     print(f"[4/5] trained network on synthetic 3DPW:   {after.summary()}")

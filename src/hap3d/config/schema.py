@@ -281,6 +281,10 @@ class EvalConfig:
     test_batch_size: int = 64
     device: str = "auto"
     amp: Literal["none", "bf16", "fp16"] = "none"
+    # How the network runs for evaluation (hap3d/model/runtime.py): 'auto' = 'fast' on CPU (oneDNN packed Linear,
+    # Winograd 3x3 conv; equal to 'eager' within 1e-4 m) and 'eager' elsewhere, or $HAP3D_RUNTIME when set;
+    # 'int8' (dynamic quantisation, at an accuracy cost) only when asked for.
+    runtime: Literal["auto", "eager", "fast", "int8"] = "auto"
 
     def __post_init__(self) -> None:
         _at_least(self, "eval", 1, "test_batch_size")

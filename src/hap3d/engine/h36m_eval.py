@@ -57,7 +57,7 @@ def evaluate_h36m(
     for protocol in (1, 2):
         dataset = Human36MTest(root, protocol, keypoints)
         result = evaluator.run(model, dataset, cfg.eval.test_batch_size, cfg.data.num_workers, cfg.eval.amp,
-                               progress and info.is_main, info=info)
+                               progress and info.is_main, cfg.eval.runtime, info=info)
         result.label = f"Human3.6M protocol {protocol}, input: {dataset.input}"
         result.extra |= {"protocol": protocol, "input": dataset.input, "without_input": dataset.without_input}
         results[protocol] = result

@@ -101,7 +101,7 @@ def evaluate_mupots(
     dataset = MuPoTS(dataset_root(cfg.data.root, "MuPoTS"), detector)
     evaluator = MuPoTSEvaluator(cfg.data.body_model_dir, info.device)
     result = evaluator.run(model, dataset, cfg.eval.test_batch_size, cfg.data.num_workers, cfg.eval.amp,
-                           progress and info.is_main, info=info)
+                           progress and info.is_main, cfg.eval.runtime, info=info)
     result.label = f"MuPoTS-3D, {detector} input"
     table = pck_table(result, dataset)
     if info.is_main:

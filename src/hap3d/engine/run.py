@@ -231,7 +231,8 @@ def train(
                 eval_set, label = build_eval_set(cfg, validation=bool(cfg.data.valset))
 
                 def evaluate_fn(m: HapModel) -> EvalResult:
-                    result = evaluator.run(m, eval_set, cfg.eval.test_batch_size, amp=cfg.eval.amp, progress=progress)
+                    result = evaluator.run(m, eval_set, cfg.eval.test_batch_size, amp=cfg.eval.amp, progress=progress,
+                                           runtime=cfg.eval.runtime)
                     result.name, result.label = ("val", label) if cfg.data.valset else ("eval", label)
                     return result
 
@@ -253,7 +254,8 @@ def final_test(cfg: Config, trainer: Trainer, progress: bool) -> None:
     name = f"test_epoch_{cfg.train.end_epoch - 1}"
     if info.is_main and has_test_set(cfg) and not (run_dir / f"{name}.json").is_file():
         result = Evaluator(cfg.data.body_model_dir, info.device).run(
-            trainer.model, build_test_set(cfg), cfg.eval.test_batch_size, amp=cfg.eval.amp, progress=progress)
+            trainer.model, build_test_set(cfg), cfg.eval.test_batch_size, amp=cfg.eval.amp, progress=progress,
+            runtime=cfg.eval.runtime)
         result.label = "test set, scored once after the last epoch"
         result.write(run_dir, name)
         with run_log(run_dir, info.rank):  # the Trainer closed its log handler when it finished
@@ -313,7 +315,7 @@ def evaluate(
     dataset, label = build_eval_set(cfg, validation)
     result = Evaluator(cfg.data.body_model_dir, info.device).run(
         model, dataset, cfg.eval.test_batch_size, cfg.data.num_workers, cfg.eval.amp, progress and info.is_main,
-        info=info,
+        runtime=cfg.eval.runtime, info=info,
     )
     result.label = label
     result.extra |= {"checkpoint": str(ckpt)} | ({"valset": cfg.data.valset} if validation else
