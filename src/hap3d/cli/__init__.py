@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     try:
         code = args.func(args)
-        if args.command != "inspect":
+        if args.command != "inspect" and os.environ.get("RANK", "0") == "0":  # once under torchrun
             print(f"done in {time.time() - start:.1f} s")
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
     except BrokenPipeError as err:
