@@ -17,12 +17,12 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from hap3d.body.joints import COCO17, convert_joints
+from hap3d.body.joints import COCO17
 from hap3d.data.human36m import ACTIONS, LAYOUT, SPLITS, Human36M, cam_to_pixel, subject_file_key
 from hap3d.data.io import DataError, ImageIndex, as_array, load_json, require, require_int, require_list, require_str
 from hap3d.data.layout import DatasetLayout
-from hap3d.data.pw3d import pose_input
-from hap3d.data.transforms import add_midpoint, joints_bbox, process_bbox
+from hap3d.data.pw3d import joint_cam_sample
+from hap3d.data.transforms import add_midpoint
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +136,4 @@ class Human36MTest(torch.utils.data.Dataset):
 
     def __getitem__(self, idx: int) -> dict:
         rec = self.records[idx]
-        joints = convert_joints(rec.input_joints, rec.input_set, "smpl30").astype(np.float32)
-        valid = (joints[:, 2] > self.conf_thr).astype(np.float32)
-        h, w = rec.img_size
-        box = joints_bbox(joints[:, :2], valid)
-        bbox = process_bbox(rec.tight_bbox if box is None else box, w, h, keep_degenerate=True)
-        inputs, _ = pose_input(rec.img_path, joints, valid, bbox)
-        return {"inputs": inputs, "targets": {"joint_cam": torch.from_numpy(rec.joint_cam.astype(np.float32))},
-                "meta": {"aid": rec.aid, "index": idx}}
+        return joint_cam_sample(rec, rec.input_set, self.conf_thr, idx)

@@ -23,11 +23,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from hap3d.body.joints import COCO17, convert_joints, get_joint_set
+from hap3d.body.joints import COCO17, get_joint_set
 from hap3d.data.io import DataError, ImageIndex, as_array, load_json, require, require_int, require_list, require_str
 from hap3d.data.layout import DataFile, DatasetLayout
-from hap3d.data.pw3d import pose_input
-from hap3d.data.transforms import add_midpoint, joints_bbox, process_bbox
+from hap3d.data.pw3d import joint_cam_sample
+from hap3d.data.transforms import add_midpoint
 
 MUPOTS17 = (
     "Head_top", "Thorax", "R_Shoulder", "R_Elbow", "R_Wrist", "L_Shoulder", "L_Elbow", "L_Wrist", "R_Hip", "R_Knee",
@@ -119,12 +119,4 @@ class MuPoTS(torch.utils.data.Dataset):
         return len(self.records)
 
     def __getitem__(self, idx: int) -> dict:
-        rec = self.records[idx]
-        joints = convert_joints(rec.input_joints, self.input_set, "smpl30").astype(np.float32)
-        valid = (joints[:, 2] > self.conf_thr).astype(np.float32)
-        h, w = rec.img_size
-        box = joints_bbox(joints[:, :2], valid)
-        bbox = process_bbox(rec.tight_bbox if box is None else box, w, h, keep_degenerate=True)
-        inputs, _ = pose_input(rec.img_path, joints, valid, bbox)
-        return {"inputs": inputs, "targets": {"joint_cam": torch.from_numpy(rec.joint_cam.astype(np.float32))},
-                "meta": {"aid": rec.aid, "index": idx}}
+        return joint_cam_sample(self.records[idx], self.input_set, self.conf_thr, idx)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -117,6 +117,19 @@ def pose_input(img_path: Path, joints: np.ndarray, valid: np.ndarray, bbox: np.n
         "joints_mask": torch.from_numpy(mask.astype(np.float32)),
     }
     return inputs, crop
+
+
+def joint_cam_sample(rec: Any, input_set: str, conf_thr: float, idx: int) -> dict:
+    """A sample of the readers scored on camera-space joints (Human3.6M test, MuPoTS-3D): the crop around the input
+    joints above ``conf_thr`` (the record's tight box when none are), and ``rec.joint_cam`` as the target."""
+    joints = convert_joints(rec.input_joints, input_set, "smpl30").astype(np.float32)
+    valid = (joints[:, 2] > conf_thr).astype(np.float32)
+    h, w = rec.img_size
+    box = joints_bbox(joints[:, :2], valid)
+    bbox = process_bbox(rec.tight_bbox if box is None else box, w, h, keep_degenerate=True)
+    inputs, _ = pose_input(rec.img_path, joints, valid, bbox)
+    return {"inputs": inputs, "targets": {"joint_cam": torch.from_numpy(rec.joint_cam.astype(np.float32))},
+            "meta": {"aid": rec.aid, "index": idx}}
 
 
 class PW3D(torch.utils.data.Dataset):
