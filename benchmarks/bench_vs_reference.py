@@ -8,7 +8,9 @@ this script). Both networks carry the same weights and inputs; outputs are compa
   with the default CPU runtime (``fast``) and with ``int8``;
 - one training step at batch 4 (SGD, the seven L1 losses): the reference; hap3d (default config) as
   ``hap3d train`` builds its optimizer (fused);
-- SMPL skinning at batch 64: the reference's layer, ``smplx.lbs`` when installed, hap3d's ``SMPL``.
+- SMPL skinning at batch 64: the reference's layer, ``smplx.lbs`` when installed, hap3d's ``SMPL``;
+- the bound of each network case (``ceiling.py``): the network's FLOPs at this CPU's matrix-product rate on the
+  ViT's shapes, measured in the same run, i.e. the largest speed-up over the reference any implementation can get.
 
 Prints a markdown table (``--doc FILE`` also replaces the table between the markers in FILE) and writes JSON with
 ``--out``.
@@ -134,6 +136,17 @@ def bench_smpl(torch, ref_layer, arrays, reps: int, res: dict) -> None:
     print("smpl", res["SMPL batch 64"], res["SMPL batch 64 max |verts - reference| m"], flush=True)
 
 
+def bench_ceiling(torch, model, B, reps: int, res: dict) -> None:
+    import ceiling
+
+    for b, case in ((1, "eval fp32 batch 1"), (8, "eval fp32 batch 8"), (4, "train step fp32 batch 4")):
+        x = B.model_inputs(torch, b)
+        bound = ceiling.measure(model, {k: x[k] for k in ("img", "joints", "joints_mask")}, reps)
+        res[case + " | bound"] = ({"fp32": bound.train_ms} if case.startswith("train") else
+                                  {"fp32": bound.fp32_ms, "int8": bound.int8_ms})
+        print("bound", bound.line(), flush=True)
+
+
 def markdown(res: dict) -> str:
     """The results as the table of docs/benchmarks.md (ms per image or sample, and speed-ups vs the reference)."""
     info = res["machine"]
@@ -141,14 +154,16 @@ def markdown(res: dict) -> str:
             f"{', '.join(info['isa']) or 'no AVX2'}), torch {info['torch']}, {info['threads']} threads, "
             f"median of {info['reps']} alternating repeats; load average {info['load'][0]:.1f} at the start and "
             f"{info['load_end'][0]:.1f} at the end.", "",
-            "| case | reference, ms per image or sample | hap3d, ms per image or sample (speed-up vs reference) |",
-            "|---|---|---|"]
+            "| case | reference, ms per image or sample | hap3d, ms per image or sample (speed-up vs reference) "
+            "| bound on this CPU (largest possible speed-up) |",
+            "|---|---|---|---|"]
     for case, times in res.items():
         if case in ("machine", "parity") or "|" in case:
             continue
         ref = times["reference"]
         ours_ = ", ".join(f"{k} {v:.1f} ({ref / v:.2f}x)" for k, v in times.items() if k != "reference")
-        rows.append(f"| {case} | {ref:.1f} | {ours_} |")
+        bound = ", ".join(f"{k} {v:.1f} ({ref / v:.2f}x)" for k, v in res.get(case + " | bound", {}).items())
+        rows.append(f"| {case} | {ref:.1f} | {ours_} | {bound or '-'} |")
     rows += ["", "Outputs against the reference (max |difference|, same weights and inputs): " + "; ".join(
         f"{k}: mesh {v['smpl_mesh_cam']:.1e} m, joint_img {v['joint_img']:.1e}" for k, v in res["parity"].items())
         + "; SMPL vertices: " + ", ".join(
@@ -196,6 +211,7 @@ def main() -> None:
     bench_eval(torch, ref_net, nets, B, a.reps, res)
     bench_smpl(torch, ref_net.module.human_model_layer, arrays, a.reps * 3, res)
     bench_train(torch, ref_net, snapshot, build(), B.G, B, a.reps, res)
+    bench_ceiling(torch, build().eval(), B, a.reps, res)
     res["machine"]["load_end"] = os.getloadavg()
     table = markdown(res)
     print(table)

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
     ("bench_train.py", ["--steps", "2", "--batch", "2", "--workers", "0", "--skip-vit-b"]),
     ("bench_infer.py", ["--images", "1", "--depth", "2", "--backend", "raster"]),
     ("bench_runtime.py", ["--depth", "2", "--batches", "1", "--repeats", "1"]),
+    ("ceiling.py", ["--depth", "2", "--batches", "1", "--reps", "1"]),
     ("bench_gpu.py", ["--device", "cpu", "--tiny", "--steps", "2", "--batch", "2", "--eval-batch", "2",
                       "--loader-batches", "2", "--warmup", "1"]),
 ])

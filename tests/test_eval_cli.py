@@ -74,6 +74,7 @@ def test_eval_command_reproduces_reference_metrics(setup, capsys):
     got = _eval(root, body, ckpt, out)
     ref = json.loads((golden_dir() / "case_d.json").read_text())["metric_model"]
     assert got["num_samples"] == len(ref["mpjpe"]["per_sample"])
+    assert got["amp"] == "none" and got["runtime"] in ("eager", "fast"), "eval.json records how the network ran"
     assert {k: v["count"] for k, v in got["per_sequence"].items()} == _fixture_sequence_counts()
     rows = list(csv.DictReader(open(out / "eval_per_sample.csv")))
     for row, want in zip(rows, ref["mpjpe"]["per_sample"]):

@@ -213,6 +213,10 @@ def test_amp_auto_resolution(monkeypatch):
         precision.check_amp("fp16", "cpu", "--amp")
     monkeypatch.setattr(precision, "native_fp16", lambda device_type="cpu": True)
     assert precision.check_amp("fp16", "cpu") == "fp16"
+    # eval.amp takes 'auto' too; its default stays fp32, so that a score does not depend on the CPU
+    from hap3d.config import Config
+
+    assert from_dict(Config, {"eval": {"amp": "auto"}}).eval.amp == "auto" and Config().eval.amp == "none"
 
 
 def test_graph_block_eval_folding_equals_the_per_joint_modules():

@@ -280,7 +280,9 @@ class TrainConfig:
 class EvalConfig:
     test_batch_size: int = 64
     device: str = "auto"
-    amp: Literal["none", "bf16", "fp16"] = "none"
+    # 'none' by default, so that a score does not depend on the CPU it was computed on; 'auto' = bf16 where native
+    # (what the demo does), 'none' elsewhere.
+    amp: Literal["auto", "none", "bf16", "fp16"] = "none"
     # How the network runs for evaluation (hap3d/model/runtime.py): 'auto' = 'fast' on CPU (oneDNN packed Linear,
     # Winograd 3x3 conv; equal to 'eager' within 1e-4 m) and 'eager' elsewhere, or $HAP3D_RUNTIME when set;
     # 'int8' (dynamic quantisation, at an accuracy cost) only when asked for.

@@ -23,7 +23,7 @@ from hap3d.body.regressors import find_regressor, load_regressor
 from hap3d.body.smpl import GenderedSMPL
 from hap3d.engine.distributed import DistInfo, all_gather_object, loader_workers
 from hap3d.engine.metrics import degenerate_alignments, h36m_eval_joints, mesh_errors, pck_auc
-from hap3d.model.runtime import prepare_for_inference
+from hap3d.model.runtime import prepare_for_inference, resolve_runtime
 from hap3d.precision import autocast, check_amp
 from hap3d.utils import atomic_write
 
@@ -145,6 +145,7 @@ class Evaluator:
         amp = check_amp(amp, self.device.type, "eval.amp")
         start = time.time()
         was_training = model.training
+        runtime = resolve_runtime(runtime, self.device.type)
         net = prepare_for_inference(model, runtime, self.device.type)
         batches = [list(range(i, min(i + batch_size, len(dataset)))) for i in range(0, len(dataset), batch_size)]
         if info is not None and info.distributed:
@@ -175,7 +176,7 @@ class Evaluator:
             part = Shard.merge(all_gather_object(part, info))
         pck, auc = pck_auc(part.joint_errors) if len(part.indices) else (0.0, 0.0)
         return EvalResult(part.metrics, part.aids, part.sequences, pck, auc, time.time() - start,
-                          {"pa_degenerate_samples": part.degenerate})
+                          {"pa_degenerate_samples": part.degenerate, "amp": amp, "runtime": runtime})
 
 
 @dataclass
