@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from hap3d.config import ModelConfig
 from hap3d.model import build_model
@@ -105,17 +106,20 @@ def test_int8_quantises_a_copy_of_the_backbone(model):
     assert 0 < diff < 0.5  # quantised, yet the same network
 
 
-@pytest.mark.parametrize("size", [(16, 16), (6, 10), (5, 7)])
-def test_winograd_convolution_equals_the_direct_one(size):
+@pytest.mark.parametrize("size,bound", [((16, 16), 4e-5), ((8, 12), 4e-5), ((6, 10), 1e-5), ((5, 7), 1e-5)])
+def test_winograd_convolution_equals_the_direct_one(size, bound):
+    """F(4x4) on sides divisible by 4, F(2x2) on other even sides, the direct convolution on odd ones: each within
+    ``bound`` x the outputs' scale of the float64 convolution (Pose2Feat's 798 input channels, as in the network)."""
     torch.manual_seed(0)
-    conv = nn.Conv2d(37, 29, 3, padding=1).eval()
-    x = torch.randn(2, 37, *size)
+    conv = nn.Conv2d(798, 24, 3, padding=1).eval()
+    x = torch.randn(2, 798, *size)
     wino = WinogradConv2d(conv).eval()
     with torch.no_grad():
-        ref, out = conv(x), wino(x)
-        assert (out - ref).abs().max().item() <= 1e-5 * ref.abs().max().item()
+        exact = F.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=1)
+        out = wino(x)
+        assert (out.double() - exact).abs().max().item() <= bound * exact.abs().max().item()
         conv.weight.mul_(-1)  # the transformed filters follow the shared weight
-        assert torch.allclose(wino(x), conv(x), atol=1e-5)
+        assert torch.allclose(wino(x), conv(x), atol=1e-4)
     assert type(wino.plain()) is nn.Conv2d and wino.plain().weight is conv.weight
     assert not WinogradConv2d.fits(nn.Conv2d(3, 4, 3, stride=2, padding=1))
 

@@ -3,7 +3,7 @@
 =========  ==========================================================================================================
 ``eager``  the model as built: torch's default kernels
 ``fast``   the ViT's Linear layers run through oneDNN with weights packed once and the MLP's GELU fused into its
-           first Linear; Pose2Feat's 3x3 convolution runs as Winograd F(2x2, 3x3) (the default on CPU). The same
+           first Linear; Pose2Feat's 3x3 convolution runs as Winograd F(4x4, 3x3) (the default on CPU). The same
            function as ``eager`` up to rounding: outputs agree within :data:`FAST_TOLERANCE_M`
            (tests/test_runtime.py). Applied in place and invisible to training: the
            parameters, their names and the state dict are unchanged, and a layer falls back to the plain kernels
@@ -120,14 +120,31 @@ class PackedLinear(nn.Linear):
         return super().extra_repr() + f", activation={self.activation}, onednn=True"
 
 
-class WinogradConv2d(nn.Conv2d):
-    """A 3x3, stride-1, padding-1 nn.Conv2d whose inference uses Winograd's F(2x2, 3x3) algorithm: 16 products of
-    (out x in) by (in x tiles) matrices instead of one with 9x the inner size, 2.25x fewer multiplications.
+def _winograd_matrices(m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B^T, G, A^T) of Winograd's F(m x m, 3 x 3) in float64 (Lavin & Gray 2016; interpolation points 0, +-1, +-2)."""
+    if m == 2:
+        bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+        g = [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]
+        at = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    else:
+        bt = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+              [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+        g = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+             [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
+        at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+    return tuple(torch.tensor(v, dtype=torch.float64) for v in (bt, g, at))  # type: ignore[return-value]
 
-    For Pose2Feat's 798 -> 768 convolution on the 16x16 map (6 % of the ViT-B's FLOPs). Shares the Parameters of
-    the layer it replaces; falls back to the direct convolution whenever ``PackedLinear`` would (gradients,
-    autocast, other devices or dtypes) and for odd map sizes. Rounding differs from the direct convolution at the
-    1e-6 relative level (transform constants are 0, +-1/2, +-1)."""
+
+class WinogradConv2d(nn.Conv2d):
+    """A 3x3, stride-1, padding-1 nn.Conv2d whose inference uses Winograd's algorithm: F(4x4, 3x3) on maps whose
+    sides divide by 4 (36 products of (out x in) by (in x tiles) matrices per 4x4 block of outputs instead of
+    9 x 16: 4x fewer multiplications), F(2x2, 3x3) on other even sides (2.25x fewer).
+
+    For Pose2Feat's 798 -> 768 convolution on the 16x16 map (6 % of the ViT-B's FLOPs). The tile transforms are
+    single matrix products with the Kronecker products of the transform matrices. Shares the Parameters of the
+    layer it replaces; falls back to the direct convolution whenever ``PackedLinear`` would (gradients,
+    autocast, other devices or dtypes) and for odd map sizes. Rounding: F(2x2) 1e-6, F(4x4) 1e-5 relative to the
+    outputs' scale, against the direct convolution's own 3e-6 (float64 reference; tests/test_runtime.py)."""
 
     def __init__(self, source: nn.Conv2d) -> None:
         nn.Module.__init__(self)
@@ -135,7 +152,7 @@ class WinogradConv2d(nn.Conv2d):
                      "output_padding", "groups", "padding_mode", "_reversed_padding_repeated_twice"):
             setattr(self, name, getattr(source, name))
         self.weight, self.bias = source.weight, source.bias
-        self._filters: tuple[tuple[int, int], torch.Tensor] | None = None
+        self._cache: dict[int, tuple[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
 
     @staticmethod
     def fits(conv: nn.Module) -> bool:
@@ -147,40 +164,34 @@ class WinogradConv2d(nn.Conv2d):
         if not (_inference_ok(self, x) and x.ndim == 4 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0):
             return super().forward(x)
         b, c, h, w = x.shape
-        th, tw = h // 2, w // 2
-        tiles = F.pad(x, (1, 1, 1, 1)).transpose(0, 1).unfold(2, 4, 2).unfold(3, 4, 2)  # (C, B, th, tw, 4, 4)
-        rows = _winograd_input(*tiles.unbind(4))  # B^T d, then (B^T d) B: 16 maps (C, B, th, tw), stacked once
-        v = torch.stack([e for r in rows for e in _winograd_input(*r.unbind(-1))]).view(16, c, -1)
-        m0, m1, m2, m3 = torch.bmm(self._transformed_filters(), v).view(4, 4, -1, b, th, tw).unbind(0)
-        out = x.new_empty(b, self.out_channels, th, 2, tw, 2)
-        for i, row in enumerate((m0 + m1 + m2, m1 - m2 - m3)):  # A^T M, then (A^T M) A into the output pixels
-            a0, a1, a2, a3 = row.unbind(0)
-            out[:, :, :, i, :, 0] = (a0 + a1 + a2).transpose(0, 1)
-            out[:, :, :, i, :, 1] = (a1 - a2 - a3).transpose(0, 1)
-        return out.view(b, -1, h, w) + self.bias[:, None, None]
+        m = 4 if h % 4 == 0 and w % 4 == 0 else 2
+        a, th, tw = m + 2, h // m, w // m
+        filters, input_t, output_t = self._transforms(m)
+        tiles = F.pad(x, (1, 1, 1, 1)).unfold(2, a, m).unfold(3, a, m)  # (B, C, th, tw, a, a), overlapping by 2
+        v = torch.mm(input_t, tiles.permute(4, 5, 1, 0, 2, 3).reshape(a * a, -1))  # B^T d B of every tile
+        prod = torch.bmm(filters, v.view(a * a, c, -1))  # (a*a, out, B*th*tw)
+        out = torch.mm(output_t, prod.view(a * a, -1))  # A^T M A: (m*m, out*B*th*tw)
+        out = out.view(m, m, -1, b, th, tw).permute(3, 2, 4, 0, 5, 1).reshape(b, -1, h, w)
+        return out + self.bias[:, None, None]
 
-    def _transformed_filters(self) -> torch.Tensor:
-        """G g G^T of every filter as (16, out, in), rebuilt when the weight changes."""
+    def _transforms(self, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """G g G^T of every filter as (a*a, out, in), and the Kronecker products of B^T and A^T with themselves,
+        rebuilt when the weight changes."""
         key = (self.weight._version, self.weight.data_ptr())
-        if self._filters is None or self._filters[0] != key:
-            g = torch.tensor([[1.0, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=self.weight.dtype)
+        if m not in self._cache or self._cache[m][0] != key:
+            bt, g, at = _winograd_matrices(m)
             with torch.no_grad():
-                u = g @ self.weight.detach() @ g.T  # (out, in, 4, 4)
-            self._filters = (key, u.permute(2, 3, 0, 1).reshape(16, self.out_channels, -1).contiguous())
-        return self._filters[1]
+                u = g @ self.weight.detach().double() @ g.T  # (out, in, a, a), exact transform constants in fp64
+            dtype = self.weight.dtype
+            filters = u.permute(2, 3, 0, 1).reshape((m + 2) ** 2, self.out_channels, -1).to(dtype).contiguous()
+            self._cache[m] = (key, (filters, torch.kron(bt, bt).to(dtype), torch.kron(at, at).to(dtype)))
+        return self._cache[m][1]
 
     def plain(self) -> nn.Conv2d:
         """An nn.Conv2d sharing this layer's Parameters."""
         conv = nn.Conv2d(self.in_channels, self.out_channels, 3, padding=1, device="meta")
         conv.weight, conv.bias = self.weight, self.bias
         return conv
-
-
-def _winograd_input(
-    d0: torch.Tensor, d1: torch.Tensor, d2: torch.Tensor, d3: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """B^T applied to the four slices of input tiles along one tile axis."""
-    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
 
 
 def _inference_ok(layer: nn.Module, x: torch.Tensor) -> bool:
