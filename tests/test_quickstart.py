@@ -38,6 +38,20 @@ def test_quickstart_tiny_budget_learns(tiny_run):
     assert (tiny_run / "data" / "PW3D" / "data" / "3DPW_latest_test.json").is_file()
 
 
+def test_evaluation_after_training_equals_evaluating_the_saved_checkpoint(tiny_run, tmp_path):
+    """The run's final evaluation (same process, after the untrained one and the training steps) scores the weights
+    it saved. An earlier build evaluated stale packed weights after fused optimizer steps (tests/test_runtime.py)."""
+    run = tiny_run / "run"
+    last = max(run.glob("checkpoints/epoch_*.safetensors"), key=lambda p: int(p.stem.split("_")[1]))
+    out = tmp_path / "eval"
+    assert cli_main(["eval", "--ckpt", str(last), "--out", str(out), "eval.amp=none"]) == 0
+    final = json.loads((run / "eval_final.json").read_text())["means_mm"]
+    again = json.loads((out / "eval.json").read_text())["means_mm"]
+    assert final.keys() == again.keys()
+    for k in final:
+        assert again[k] == pytest.approx(final[k], abs=0.01), k
+
+
 def test_rerun_resumes_or_overwrites_on_request_and_refuses_another_budget(tiny_run, capsys):
     log = tiny_run / "run" / "train.log"
     step_lines = _steps_logged(log)

@@ -3,6 +3,8 @@ alone; 'int8' runs on a copy; the mode is resolved and refused clearly."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn as nn
@@ -88,6 +90,43 @@ def test_fast_layers_train_like_plain_linears(model):
     loss.backward()
     assert torch.allclose(loss, ref, atol=1e-6)
     assert torch.allclose(model.backbone.blocks[0].mlp.fc1.weight.grad, grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd_fused", "adamw_fused", "sgd"])
+def test_fast_follows_optimizer_steps_between_evaluations(model, optimizer):
+    """Evaluate, train a step, evaluate again (what training with evaluations does): the second evaluation uses the
+    new weights. Fused optimizers write the parameters without bumping their version counters; an earlier build
+    kept the weights packed at the first evaluation for every later one."""
+    inp = _inputs(2)
+    kind, fused = optimizer.split("_")[0], optimizer.endswith("fused")
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = (torch.optim.SGD(params, lr=0.5, momentum=0.9, fused=fused) if kind == "sgd"
+           else torch.optim.AdamW(params, lr=0.05, fused=fused))
+    prepare_for_inference(model, "fast")
+    with torch.no_grad():
+        before = model(**inp)  # packs the weights
+    model.train()
+    model(**inp)["joint_cam"].square().mean().backward()
+    opt.step()
+    model.eval()
+    with torch.no_grad():
+        after = model(**inp)
+        eager = copy.deepcopy(model)
+        prepare_for_inference(eager, "eager")
+        assert _max_diff(after, eager(**inp)) <= FAST_TOLERANCE_M
+    assert _max_diff(after, before) > 10 * FAST_TOLERANCE_M
+
+
+def test_prepare_repacks_weights_changed_behind_torchs_back(model):
+    """``.data`` writes bypass the version counter; prepare_for_inference (every evaluation's start) repacks."""
+    inp = _inputs(2)
+    with torch.no_grad():
+        prepare_for_inference(model, "fast")(**inp)
+        for p in model.backbone.parameters():
+            p.data.mul_(0.5)
+        model.pose2feat.conv[0].weight.data.mul_(0.5)
+        out = prepare_for_inference(model, "fast")(**inp)
+        assert _max_diff(out, prepare_for_inference(copy.deepcopy(model), "eager")(**inp)) <= FAST_TOLERANCE_M
 
 
 def test_int8_quantises_a_copy_of_the_backbone(model):

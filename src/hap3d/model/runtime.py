@@ -36,6 +36,31 @@ RUNTIME_ENV = "HAP3D_RUNTIME"
 FAST_TOLERANCE_M = 1e-4  # max |mesh or joint difference| in metres between 'fast' and 'eager' (fp32)
 
 
+class _OptimizerSteps:
+    """Counts optimizer steps in this process. Fused optimizers (``fused=True``, which ``hap3d train`` uses) write
+    the parameters without bumping their version counters, so the cached packed weights also key on this count:
+    an evaluation after training steps must not run on the weights packed before them."""
+
+    count = 0
+    _hook = None
+
+    @classmethod
+    def watch(cls) -> None:
+        if cls._hook is None:
+            from torch.optim.optimizer import register_optimizer_step_post_hook
+
+            cls._hook = register_optimizer_step_post_hook(cls._step)
+
+    @classmethod
+    def _step(cls, *_: object) -> None:
+        cls.count += 1
+
+
+def _weight_key(weight: torch.Tensor) -> tuple[int, int, int]:
+    """What identifies a weight's current values for the caches: version, storage and optimizer steps."""
+    return (weight._version, weight.data_ptr(), _OptimizerSteps.count)
+
+
 def resolve_runtime(mode: str, device_type: str) -> str:
     """'auto' -> ``$HAP3D_RUNTIME`` if set, else 'fast' on CPU (when torch has oneDNN) and 'eager' elsewhere."""
     if mode == "auto":
@@ -85,7 +110,8 @@ class PackedLinear(nn.Linear):
     """nn.Linear whose inference runs through oneDNN with a pre-packed weight, optionally fused with a GELU.
 
     It shares the Parameters of the layer it replaces (same names, same state dict). The packed copy is rebuilt
-    whenever the weight changes (loading, optimizer steps, a move to another device)."""
+    whenever the weight changes (loading, optimizer steps, fused ones included, a move to another device) and at
+    every :func:`prepare_for_inference`."""
 
     def __init__(self, source: nn.Linear, activation: str = "none") -> None:
         nn.Module.__init__(self)
@@ -101,12 +127,15 @@ class PackedLinear(nn.Linear):
         return F.gelu(out) if self.activation == "gelu" else out
 
     def _packed_weight(self, x: torch.Tensor) -> torch.Tensor:
-        key = (self.weight._version, self.weight.data_ptr())
+        key = _weight_key(self.weight)
         if self._packed is None or self._packed[0] != key:
             rows = max(1, x.numel() // max(x.shape[-1], 1))
             with torch.no_grad():
                 self._packed = (key, torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), rows))
         return self._packed[1]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_packed": None}  # an opaque oneDNN tensor cannot be copied: rebuilt on use
 
     def plain(self) -> nn.Linear:
         """An nn.Linear sharing this layer's Parameters."""
@@ -177,7 +206,7 @@ class WinogradConv2d(nn.Conv2d):
     def _transforms(self, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """G g G^T of every filter as (a*a, out, in), and the Kronecker products of B^T and A^T with themselves,
         rebuilt when the weight changes."""
-        key = (self.weight._version, self.weight.data_ptr())
+        key = _weight_key(self.weight)
         if m not in self._cache or self._cache[m][0] != key:
             bt, g, at = _winograd_matrices(m)
             with torch.no_grad():
@@ -213,7 +242,14 @@ def _onednn_linear() -> bool:
 
 def _convert(model: nn.Module) -> None:
     """Swap every transformer block's Linear layers for PackedLinear, fusing the MLP's GELU, and Pose2Feat's 3x3
-    convolution for WinogradConv2d (idempotent)."""
+    convolution for WinogradConv2d (idempotent; the caches of layers converted before are dropped, so weights
+    changed in place behind torch's back, e.g. through ``.data``, are packed afresh)."""
+    _OptimizerSteps.watch()
+    for module in model.modules():
+        if isinstance(module, PackedLinear):
+            module._packed = None
+        elif isinstance(module, WinogradConv2d):
+            module._cache.clear()
     fusion = getattr(getattr(model, "pose2feat", None), "conv", None)
     if isinstance(fusion, nn.Sequential) and WinogradConv2d.fits(fusion[0]):
         fusion[0] = WinogradConv2d(fusion[0])
