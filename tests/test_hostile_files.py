@@ -313,6 +313,27 @@ def test_safetensors_metadata_must_hold_a_model_config_object(tmp_path, tiny, mo
     _assert_refused(_cli("inspect", path), str(path), "model_config")
 
 
+def test_a_pytorch_file_claiming_a_huge_storage_is_refused_in_bounded_memory(tmp_path):
+    """A .pt whose pickle claims 8 GB for a 4 MB record: refused before any allocation, naming the file (torch's
+    loader checks record sizes; this pins that for the torch versions the lock file moves to)."""
+    import struct
+
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.zeros(1_000_003)}, good)
+    evil = tmp_path / "evil.pt"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(evil, "w", zipfile.ZIP_STORED) as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name.endswith("data.pkl"):  # the storage's element count, a pickle BININT
+                data = data.replace(b"J" + struct.pack("<i", 1_000_003), b"J" + struct.pack("<i", 2_000_000_000), 1)
+            dst.writestr(name, data)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(evil)
+    assert str(evil) in str(info.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500 * 1024  # KB: far below the claimed 8 GB
+
+
 def _with_config(tiny: tuple, path: Path, **changes: Any) -> Path:
     _, tensors, meta = tiny
     config = {**to_dict(ModelConfig(**TINY_VIT)), **changes}
