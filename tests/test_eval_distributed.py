@@ -45,4 +45,4 @@ def test_two_process_evaluation_equals_one_process(tmp_path, body_dir):
         assert a[key] == b[key], key
     for name in ("eval_per_sample.csv", "eval_per_sequence.csv"):
         assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
-    assert two.stdout.count("results: ") == 1, "one process reports"
+    assert two.stdout.count("results: ") == 1 and two.stdout.count("done in") == 1, "one process reports"

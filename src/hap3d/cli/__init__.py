@@ -36,8 +36,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if final:
         where = " (validation split, data.valset; the test set: test_epoch_N.json)" if cfg.data.valset else ""
         print(f"final epoch{where}: " + ", ".join(f"{k} {v:.2f} mm" for k, v in final.items()))
-    print(f"run directory: {out}")
+    if _main_process():
+        print(f"run directory: {out}")
     return 0
+
+
+def _main_process() -> bool:
+    """False in the other processes of a torchrun launch, whose summary lines would repeat rank 0's."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
@@ -151,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     try:
         code = args.func(args)
-        if args.command != "inspect" and os.environ.get("RANK", "0") == "0":  # once under torchrun
+        if args.command != "inspect" and _main_process():
             print(f"done in {time.time() - start:.1f} s")
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
     except BrokenPipeError as err:
