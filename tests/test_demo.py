@@ -569,3 +569,31 @@ def test_a_config_passed_as_checkpoint_gets_our_message(tmp_path, body_dir, caps
     err = capsys.readouterr().err
     assert code == 2 and f"{yaml_file}: not a checkpoint hap3d can read" in err and "never unpickles" in err
     assert "weights_only" not in err
+
+
+def test_a_run_checkpoint_brings_its_body_model(tmp_path, body_dir, tiny, capsys):
+    """Without --body-model-dir, a checkpoint in <run>/checkpoints/ is shown on the body model of its run's config
+    (the one it was trained with), not on the procedural stand-in."""
+    import shutil
+
+    import yaml
+
+    from hap3d.config import Config, DataConfig, to_dict
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = Path(shutil.copy(tiny[1], run / "checkpoints" / "epoch_0.safetensors"))
+    cfg = Config(model=tiny[0].cfg, data=DataConfig(body_model_dir=str(body_dir)))
+    (run / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    out = tmp_path / "out"
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "astronaut.png"), skimage_data.astronaut()[:, :, ::-1])
+    code = cli_main(["demo", str(images), "--keypoints", str(KEYPOINTS), "--ckpt", str(ckpt), "--out", str(out),
+                     "--device", "cpu", "--backend", "raster"])
+    printed = capsys.readouterr()
+    assert code == 1 and _items(out)["astronaut.png"]["people"] == 1, printed.err  # 1: the file's other images
+    assert f"body model: {body_dir} (data.body_model_dir of the checkpoint's run" in printed.out
+    assert "procedural" not in printed.err and not (out / "procedural_body_model").exists()
+    settings = json.loads((out / "summary.json").read_text())["settings"]
+    assert settings["body_model_dir"] == str(Path(body_dir).resolve())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -15,6 +16,14 @@ def load_cfg(args: argparse.Namespace, path: str | Path | None):
         if getattr(args, flag, None):
             overrides.append(f"{key}={getattr(args, flag)}")
     return load_config(path, overrides)
+
+
+def run_config_of(ckpt: str | Path) -> Path | None:
+    """``<run>/config.yaml`` when ``ckpt`` lies in a run's ``checkpoints/`` folder: that run's data root, body model
+    and test set are the natural defaults for evaluating it."""
+    folder = Path(os.path.abspath(ckpt)).parent
+    config = folder.parent / "config.yaml"
+    return config if folder.name == "checkpoints" and config.is_file() else None
 
 
 def positive_int(text: str) -> int:

@@ -8,12 +8,35 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hap3d.cli.common import positive_int
+from hap3d.cli.common import positive_int, run_config_of
 from hap3d.files import check_output_dir
 from hap3d.utils import Hap3dError
 
 if TYPE_CHECKING:
     from hap3d.infer.detect import Detections
+
+
+def _body_model_dir(args: argparse.Namespace) -> tuple[Path, str]:
+    """The body model and where it came from: ``--body-model-dir``; else, for a checkpoint inside a run's
+    ``checkpoints/`` folder, that run's ``data.body_model_dir`` (the model it was trained with) when it exists; else
+    a procedural stand-in written into ``--out``, with a warning."""
+    if args.body_model_dir:
+        return Path(args.body_model_dir), "--body-model-dir"
+    run_config = run_config_of(args.ckpt) if args.ckpt else None
+    if run_config is not None:
+        from hap3d.config import load_config
+
+        body = Path(load_config(run_config).data.body_model_dir)
+        if (body / "smpl").is_dir():
+            print(f"body model: {body} (data.body_model_dir of the checkpoint's run, {run_config})")
+            return body, str(run_config)
+    from hap3d.synth import write_body_model_dir
+
+    body = Path(args.out) / "procedural_body_model"
+    if not (body / "smpl").is_dir():
+        write_body_model_dir(body)
+    print(f"warning: no --body-model-dir; using the procedural body model in {body} (not SMPL)", file=sys.stderr)
+    return body, "procedural"
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -38,19 +61,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         names = read_coco_image_names(args.coco_annotations) if args.coco_annotations else None
         keypoints = read_keypoints(args.keypoints, names)
         keypoint_errors = keypoints.errors
-    body = args.body_model_dir
-    if body is None:
-        from hap3d.synth import write_body_model_dir
-
-        body = Path(args.out) / "procedural_body_model"
-        if not (body / "smpl").is_dir():
-            write_body_model_dir(body)
-        print(f"warning: no --body-model-dir; using the procedural body model in {body} (not SMPL)", file=sys.stderr)
+    body, body_source = _body_model_dir(args)
     model = load_predictor_model(args.ckpt, body, random_weights=args.random_weights)
     predictor = Predictor(model, device, amp=args.amp, batch_size=args.batch_size, runtime=args.runtime)
     settings = {
         "checkpoint": str(Path(args.ckpt).resolve()) if args.ckpt else "random weights",
-        "body_model_dir": str(Path(body).resolve()) if args.body_model_dir else f"procedural ({Path(body).resolve()})",
+        "body_model_dir": str(Path(body).resolve()) if body_source != "procedural"
+        else f"procedural ({Path(body).resolve()})",
     }
     from hap3d.infer.video import ANIMATION_FORMATS, VideoOptions
 
@@ -198,7 +215,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     weights = d.add_mutually_exclusive_group(required=True)
     weights.add_argument("--ckpt", help="checkpoint (hap3d, reference snapshot or the 3DCrowdNet demo checkpoint)")
     weights.add_argument("--random-weights", action="store_true", help="untrained network (pipeline tests only)")
-    d.add_argument("--body-model-dir", help="folder with smpl/ (default: a procedural stand-in, with a warning)")
+    d.add_argument("--body-model-dir", help="folder with smpl/ (default: the checkpoint's run's data.body_model_dir "
+                   "when the checkpoint lies in <run>/checkpoints/, else a procedural stand-in, with a warning)")
     d.add_argument("--out", default="demo_out", help="output folder (default: %(default)s)")
     d.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     d.add_argument("--runtime", default="auto", choices=["auto", "eager", "fast", "int8"],

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from hap3d.cli.common import load_cfg
+from hap3d.cli.common import load_cfg, run_config_of
 from hap3d.files import check_output_dir
 from hap3d.utils import Hap3dError
 
@@ -16,14 +16,6 @@ def _say(*text: object) -> None:
     """Print on rank 0 only: under torchrun every process runs the command, one reports."""
     if os.environ.get("RANK", "0") == "0":
         print(*text)
-
-
-def run_config_of(ckpt: str | Path) -> Path | None:
-    """``<run>/config.yaml`` when ``ckpt`` lies in a run's ``checkpoints/`` folder: that run's data root, body model
-    and test set are the natural defaults for evaluating it."""
-    folder = Path(os.path.abspath(ckpt)).parent
-    config = folder.parent / "config.yaml"
-    return config if folder.name == "checkpoints" and config.is_file() else None
 
 
 def eval_out_dir(ckpt: str | Path, crowd: bool, validation: bool = False, suffix: str = "") -> Path:
