@@ -112,10 +112,13 @@ def video_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:
 
 
 def frame_count(path: Path) -> int | None:
-    """The frame count the container declares (for the progress bar), or None when it declares none."""
+    """The frame count the container declares (for the progress bar), or None when it declares none. A video
+    OpenCV cannot open is an error here, before any progress bar."""
     with files.c_path(path) as plain:
         cap = cv2.VideoCapture(plain)
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        if not cap.isOpened():
+            raise DataError(f"cannot open video: {files.display(path)}")
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         cap.release()
     return count if count > 0 else None
 
