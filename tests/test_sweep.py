@@ -84,3 +84,22 @@ def test_sweep_without_epoch_checkpoints_names_the_folder(tmp_path, capsys):
     assert f"no epoch_N.safetensors checkpoints in {tmp_path.resolve() / 'checkpoints'}" in capsys.readouterr().err
     assert cli_main(["eval", "--sweep", str(tmp_path), "--testset", "Human36M"]) == 2
     assert "--sweep evaluates 3DPW" in capsys.readouterr().err
+
+
+def test_an_unreadable_checkpoint_is_skipped_and_the_others_evaluated(run_dir, tmp_path, capsys):
+    """A truncated epoch file (a full disk, a copy cut short) costs its own row, not the sweep: exit code 1."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("sweep*"))
+    broken = run / "checkpoints" / "epoch_1.safetensors"
+    broken.write_bytes(broken.read_bytes()[:1000])
+    assert cli_main(["eval", "--sweep", str(run), "data.num_workers=0"]) == 1
+    printed = capsys.readouterr().out
+    assert f"sweep: skipping epoch_1: {broken}" in printed and f"    1 skipped: {broken}" in printed
+    assert "1 of 3 checkpoints could not be read" in printed
+    assert [r["epoch"] for r in _table(run / "sweep")] == ["0", "2"]
+    for name in ("epoch_0", "epoch_1", "epoch_2"):  # every checkpoint unreadable: one error, exit code 2
+        (run / "checkpoints" / f"{name}.safetensors").write_bytes(b"")
+    assert cli_main(["eval", "--sweep", str(run), "--out", str(tmp_path / "none"), "data.num_workers=0"]) == 2
+    assert "no checkpoint of the sweep could be read" in capsys.readouterr().err

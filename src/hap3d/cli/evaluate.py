@@ -128,7 +128,10 @@ def _sweep(args: argparse.Namespace, cfg) -> int:
     _say(format_table(rows))
     _say(f"results: {out / 'sweep.csv'}, {out / 'sweep.json'}, {out / 'sweep.png'} (each epoch in "
           f"{out / 'epoch_N'}/)")
-    return 0
+    skipped = [r for r in rows if r.error]
+    if skipped:
+        _say(f"{len(skipped)} of {len(rows)} checkpoints could not be read and are not in the table (exit code 1)")
+    return 1 if skipped else 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
