@@ -86,6 +86,8 @@ def main() -> None:
     ap.add_argument("--runtime", default="eager", choices=["eager", "fast"],
                     help="inference runtime of both networks (hap3d.model.runtime; training is unaffected)")
     args = ap.parse_args()
+    if args.train_batch < 2:
+        ap.error("--train-batch must be at least 2: the heads' BatchNorm layers need two samples in training mode")
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
