@@ -94,8 +94,8 @@ def test_eval_command_takes_a_training_state(setup, tmp_path):
     """`hap3d eval --ckpt <run>/checkpoints/last.pt` evaluates the weights inside the training state."""
     root, body, _ = setup
     model = golden_model()
-    cfg = Config(model=model.cfg, data=DataConfig(num_workers=0), train=TrainConfig(train_batch_size=1))
-    trainer = Trainer(cfg, model, RandomSamples(1), tmp_path / "run", DistInfo(), progress=False)
+    cfg = Config(model=model.cfg, data=DataConfig(num_workers=0), train=TrainConfig(train_batch_size=2))
+    trainer = Trainer(cfg, model, RandomSamples(2), tmp_path / "run", DistInfo(), progress=False)
     trainer.save_state()
     trainer.logger.close()
     _eval(root, body, trainer.state_path, tmp_path / "eval_out")

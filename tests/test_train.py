@@ -558,6 +558,17 @@ def test_a_training_set_smaller_than_one_batch_names_the_setting(tmp_path, body_
             "training set has 3 samples, fewer than one global batch (train.train_batch_size 4 x 1 process); lower "
             "train.train_batch_size (per process), e.g. train.train_batch_size=3")):
         _tiny_trainer(tmp_path, body_dir, RandomSamples(3), "train.train_batch_size=4")
+    # with BatchNorm training (freeze_bn false) one sample per step cannot train: not suggested
+    with pytest.raises(Hap3dError, match=re.escape("fewer than one global batch (train.train_batch_size 2 x 1 "
+                                                   "process); use fewer processes or more data")):
+        _tiny_trainer(tmp_path / "one", body_dir, RandomSamples(1), "train.freeze_bn=false")
+
+
+def test_batch_of_one_needs_frozen_batchnorm():
+    """BatchNorm over one sample has no variance: the setting is refused at load, naming the way out."""
+    with pytest.raises(ConfigError, match=r"train.train_batch_size.*at least 2 per process.*train.freeze_bn=true"):
+        load_config(None, ["train.train_batch_size=1"])
+    assert load_config(None, ["train.train_batch_size=1", "train.freeze_bn=true"]).train.train_batch_size == 1
 
 
 def test_run_config_yaml_holds_absolute_paths(tmp_path, body_dir, monkeypatch):

@@ -254,7 +254,11 @@ class TrainConfig:
                 "train.init_from and train.pretrained are both set: init_from loads the whole network, backbone "
                 "included, so the backbone checkpoint would be overwritten; drop one of them (train.pretrained=null)",
                 "train.init_from")
-        _at_least(self, "train", 1, "end_epoch", "train_batch_size", "log_every", "max_bad_steps")
+        _at_least(self, "train", 1, "end_epoch", "log_every", "max_bad_steps")
+        # The heads' BatchNorm layers normalise over the batch in training: one sample has no variance.
+        _require(self.train_batch_size >= (1 if self.freeze_bn else 2), "train.train_batch_size",
+                 "at least 2 per process, as the heads' BatchNorm layers need two samples to train (or set "
+                 "train.freeze_bn=true)", self.train_batch_size)
         _at_least(self, "train", 0, "warmup_steps", "ckpt_every_steps", "max_steps_per_epoch")
         _positive(self, "train", "lr", "lr_dec_factor", "init_scale", "dist_timeout_minutes")
         _positive(self, "train", "lr_backbone", "weight_decay", allow_zero=True, allow_none=True)

@@ -131,8 +131,9 @@ class Trainer:
         b = cfg.train.train_batch_size
         if len(train_set) < b * info.world_size:
             fits = len(train_set) // info.world_size
-            fix = (f"lower train.train_batch_size (per process), e.g. train.train_batch_size={fits}" if fits
-                   else "use fewer processes or more data")
+            smallest = 1 if cfg.train.freeze_bn else 2  # BatchNorm needs two samples to train (config/schema.py)
+            fix = (f"lower train.train_batch_size (per process), e.g. train.train_batch_size={fits}"
+                   if fits >= smallest else "use fewer processes or more data")
             raise Hap3dError(
                 f"training set has {len(train_set)} samples, fewer than one global batch (train.train_batch_size {b} x "
                 f"{plural(info.world_size, 'process', 'processes')}); {fix}"
