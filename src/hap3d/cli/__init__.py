@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from hap3d.cli.common import load_cfg
+from hap3d.cli.common import load_cfg, main_process
 from hap3d.cli.data import add_parsers as add_data_parsers
 from hap3d.cli.data import cmd_data_check, cmd_data_synth, format_data_report
 from hap3d.cli.demo import add_parsers as add_demo_parsers
@@ -36,14 +36,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if final:
         where = " (validation split, data.valset; the test set: test_epoch_N.json)" if cfg.data.valset else ""
         print(f"final epoch{where}: " + ", ".join(f"{k} {v:.2f} mm" for k, v in final.items()))
-    if _main_process():
+    if main_process():
         print(f"run directory: {out}")
     return 0
-
-
-def _main_process() -> bool:
-    """False in the other processes of a torchrun launch, whose summary lines would repeat rank 0's."""
-    return os.environ.get("RANK", "0") == "0"
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
@@ -157,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     try:
         code = args.func(args)
-        if args.command != "inspect" and _main_process():
+        if args.command != "inspect" and main_process():
             print(f"done in {time.time() - start:.1f} s")
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
     except BrokenPipeError as err:

@@ -26,6 +26,11 @@ def run_config_of(ckpt: str | Path) -> Path | None:
     return config if folder.name == "checkpoints" and config.is_file() else None
 
 
+def main_process() -> bool:
+    """False in the other processes of a torchrun launch, whose summary lines would repeat rank 0's."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def positive_int(text: str) -> int:
     """argparse type for counts such as --batch-size: a clear message instead of a crash later."""
     try:

@@ -7,14 +7,14 @@ import os
 import sys
 from pathlib import Path
 
-from hap3d.cli.common import load_cfg, run_config_of
+from hap3d.cli.common import load_cfg, main_process, run_config_of
 from hap3d.files import check_output_dir
 from hap3d.utils import Hap3dError
 
 
 def _say(*text: object) -> None:
     """Print on rank 0 only: under torchrun every process runs the command, one reports."""
-    if os.environ.get("RANK", "0") == "0":
+    if main_process():
         print(*text)
 
 
@@ -123,8 +123,7 @@ def _sweep(args: argparse.Namespace, cfg) -> int:
 
     out = Path(args.out) if args.out else sweep_out_dir(args.sweep, args.valset, cfg.data.crowd)
     check_output_dir(out)
-    main = os.environ.get("RANK", "0") == "0"
-    rows = run_sweep(cfg, args.sweep, out, evaluate, validation=args.valset, write=main, report=_say)
+    rows = run_sweep(cfg, args.sweep, out, evaluate, validation=args.valset, write=main_process(), report=_say)
     _say(format_table(rows))
     _say(f"results: {out / 'sweep.csv'}, {out / 'sweep.json'}, {out / 'sweep.png'} (each epoch in "
           f"{out / 'epoch_N'}/)")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -29,6 +31,8 @@ from hap3d.model.checkpoint import (
 )
 from hap3d.model.hap import HapModel
 from hap3d.utils import Hap3dError
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -283,11 +287,7 @@ def evaluate_human36m(
     an oracle, the ground-truth 2D joints; results into ``out_dir``."""
     from hap3d.engine.h36m_eval import evaluate_h36m
 
-    info = init_distributed(cfg.eval.device)
-    model = load_for_eval(ckpt, cfg, info.device, report=info.is_main)
-    results = evaluate_h36m(cfg, model, out_dir, info, keypoints, progress)
-    barrier(info)
-    return results
+    return _on_checkpoint(cfg, ckpt, lambda model, info: evaluate_h36m(cfg, model, out_dir, info, keypoints, progress))
 
 
 def evaluate_mupots(
@@ -296,11 +296,7 @@ def evaluate_mupots(
     """MuPoTS-3D 3DPCK of a checkpoint (engine/mupots_eval.py) with HigherHRNet or OpenPose input."""
     from hap3d.engine.mupots_eval import evaluate_mupots as run_mupots
 
-    info = init_distributed(cfg.eval.device)
-    model = load_for_eval(ckpt, cfg, info.device, report=info.is_main)
-    out = run_mupots(cfg, model, out_dir, info, detector, progress)
-    barrier(info)
-    return out
+    return _on_checkpoint(cfg, ckpt, lambda model, info: run_mupots(cfg, model, out_dir, info, detector, progress))
 
 
 def evaluate(
@@ -310,17 +306,27 @@ def evaluate(
 
     Under torchrun the processes share the samples (:meth:`Evaluator.run`), every one returns the whole result,
     and rank 0 writes it (the others wait for the files)."""
+    def run(model: torch.nn.Module, info: DistInfo) -> EvalResult:
+        dataset, label = build_eval_set(cfg, validation)
+        result = Evaluator(cfg.data.body_model_dir, info.device).run(
+            model, dataset, cfg.eval.test_batch_size, cfg.data.num_workers, cfg.eval.amp, progress and info.is_main,
+            runtime=cfg.eval.runtime, info=info,
+        )
+        result.label = label
+        result.extra |= {"checkpoint": str(ckpt)} | ({"valset": cfg.data.valset} if validation else
+                                                     {"testset": cfg.data.testset, "crowd": cfg.data.crowd})
+        if info.is_main:
+            result.write(out_dir, "eval")
+        return result
+
+    return _on_checkpoint(cfg, ckpt, run)
+
+
+def _on_checkpoint(cfg: Config, ckpt: str | Path, run: Callable[[torch.nn.Module, DistInfo], T]) -> T:
+    """``run(model, info)`` on ``ckpt`` loaded for evaluation on this process's device (every process under
+    torchrun), then wait for all processes, so that no rank exits while another still writes the results."""
     info = init_distributed(cfg.eval.device)
     model = load_for_eval(ckpt, cfg, info.device, report=info.is_main)
-    dataset, label = build_eval_set(cfg, validation)
-    result = Evaluator(cfg.data.body_model_dir, info.device).run(
-        model, dataset, cfg.eval.test_batch_size, cfg.data.num_workers, cfg.eval.amp, progress and info.is_main,
-        runtime=cfg.eval.runtime, info=info,
-    )
-    result.label = label
-    result.extra |= {"checkpoint": str(ckpt)} | ({"valset": cfg.data.valset} if validation else
-                                                 {"testset": cfg.data.testset, "crowd": cfg.data.crowd})
-    if info.is_main:
-        result.write(out_dir, "eval")
+    out = run(model, info)
     barrier(info)
-    return result
+    return out
